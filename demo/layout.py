@@ -1,0 +1,29 @@
+"""Builds the whole app: one tab per model plus the Attention explorer."""
+from __future__ import annotations
+
+import gradio as gr
+
+from demo import captioning_tab, explorer_tab, image_transformer_tab, sagan_tab
+
+TITLE = "Attention in vision models"
+INTRO = (
+    "# Attention in vision models\n"
+    "See where three classic models look: **Show, Attend and Tell** (Xu et al. 2015) captioning with soft and "
+    "hard attention, the **Self-Attention GAN** (Zhang et al. 2019), and the **Image Transformer** "
+    "(Parmar et al. 2018) with local 1D and 2D attention. Every map shown is computed from the model's "
+    "real activations."
+)
+
+
+def build_app(device: str = "auto") -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as app:
+        gr.Markdown(INTRO)
+        with gr.Tab("Captioning", id="captioning"):
+            captioning_tab.build(device)
+        with gr.Tab("Self-attention GAN", id="sagan"):
+            sagan_tab.build(device)
+        with gr.Tab("Image Transformer", id="image-transformer"):
+            image_transformer_tab.build(device)
+        with gr.Tab("Attention explorer", id="explorer"):
+            explorer_tab.build(device)
+    return app
