@@ -4,8 +4,20 @@ import pytest
 import torch
 
 from attn_models.layers.local_attention import (
-    VIS_BLOCK, VIS_MASKED, VIS_MEMORY, VIS_OUTSIDE, VIS_QUERY, AttentionPattern, attention_mask,
-    dense_reference_attention, dense_weights, generation_order, generation_rank, local_attention, visibility)
+    VIS_BLOCK,
+    VIS_MASKED,
+    VIS_MEMORY,
+    VIS_OUTSIDE,
+    VIS_QUERY,
+    AttentionPattern,
+    attention_mask,
+    dense_reference_attention,
+    dense_weights,
+    generation_order,
+    generation_rank,
+    local_attention,
+    visibility,
+)
 
 P1 = AttentionPattern("local1d", query_len=8, memory_len=12)
 P1B = AttentionPattern("local1d", query_len=16, memory_len=16)
@@ -35,7 +47,7 @@ def test_blocked_equals_dense_values_and_gradients(shape, pattern):
     g = torch.randn_like(out)
     grads = torch.autograd.grad((out * g).sum(), (q, k, v))
     ref_grads = torch.autograd.grad((ref * g).sum(), (q, k, v))
-    for a, b in zip(grads, ref_grads):
+    for a, b in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(a, b)
     # the fast path without weights (SDPA for "full") agrees too
     torch.testing.assert_close(local_attention(q, k, v, *shape, pattern), ref)

@@ -251,8 +251,6 @@ def local_attention(q, k, v, h, w, c, pattern, return_weights=False):
     idx = block_index(h, w, c, pattern)
     dev = q.device
     qi, ki, mask = idx.query_index.to(dev), idx.key_index.to(dev), idx.mask.to(dev)
-    nb, nq = qi.shape
-    nm = ki.shape[1]
     pad = (0, 0, 0, 1)  # one zero row at index N for padding entries
 
     def gather(x, index):  # (B, H, N, d) -> (B, H, nb, len, d)
