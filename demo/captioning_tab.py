@@ -1,8 +1,441 @@
-"""Placeholder until this tab's issue lands."""
+"""Captioning tab: Show, Attend and Tell (Xu et al. 2015) with soft and hard attention.
+
+The user uploads an image (or picks an example / random Fashion-Scenes test scene), the model
+captions it, and the tab shows where the model looked for each word: one overlay per word, an
+animation through the words, a large view of a chosen word, and, for scenes whose ground truth is
+known, the attention correctness of each object word (Liu et al. 2017).
+
+Decoding of uploads happens here, not in Gradio: the events run with ``preprocess=False`` so the
+handler gets the uploaded file's path and can turn every unreadable, empty, huge or exotic file
+into a clear ``gr.Error`` (Gradio's own preprocessing would open the file first and fail with an
+opaque error).
+"""
 from __future__ import annotations
 
-import gradio as gr
+import hashlib
+import json
+import os
+import random
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from pathlib import Path
 
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from demo import render
+from demo.gpu import gpu_handler
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+MODEL_NAMES = {"soft": "sat-soft-fashion-scenes", "hard": "sat-hard-fashion-scenes"}
+# Deployers can serve weights trained on photos: these name a Hub repo per attention kind.
+REPO_ENV = {"soft": "ATTN_CAPTION_SOFT_REPO", "hard": "ATTN_CAPTION_HARD_REPO"}
+MAX_BEAM = 10
+MAX_LEN = 20
+# Refuse anything bigger before decoding it: 40 MP covers any camera photo, while a crafted
+# 20000x20000 PNG (a few MB on disk) would need 1.2 GB once decoded.
+MAX_PIXELS = 40_000_000
+VIEW_SIZE = 320  # longer side of the overlays shown in the gallery and the animation
+LARGE_SIZE = 480  # longer side of the enlarged map of the selected word
+ANIMATION_FPS = 1.5
+
+ABOUT = """
+**Show, Attend and Tell** (Xu et al. 2015): a CNN turns the image into a grid of annotation vectors, and an
+LSTM writes the caption one word at a time, each time choosing where to look: **soft** attention takes a
+weighted average of the grid (weights α), **hard** attention picks one cell (trained with REINFORCE; at test
+time the most likely cell). β is the model's gate: how much of what it looked at it lets into the word.
+
+**About the bundled weights.** They were trained on *Fashion-Scenes*: synthetic 96×96 images of one to three
+tinted Fashion-MNIST items on a black background, described as "red tshirt left of blue bag". Any image you
+upload gets a caption in that small vocabulary (8 colours, 10 clothing classes, left/right/above/below), so a
+photo will be described as if it were such a scene. To caption photos, train on COCO or Flickr8k
+(`python -m attn_models.train.captioning --data karpathy ...`), push the model to the Hugging Face Hub and load
+it with `attn_models.load("sat-soft-fashion-scenes", source="hub", repo_id="you/your-model")`; to show it here,
+start the app with `ATTN_CAPTION_SOFT_REPO=you/your-model` (and/or `ATTN_CAPTION_HARD_REPO`), or with
+`ATTN_MODELS_HUB_ORG=your-org` when the repos are named like the bundled models.
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Models: loaded on first use, never at import (the app starts fast and works without weights).
+
+def _load_model(kind: str, device: str):
+    """The captioning model for ``kind`` ("soft"/"hard"); the registry caches it."""
+    from attn_models import load
+
+    name = MODEL_NAMES[kind]
+    repo = os.environ.get(REPO_ENV[kind])
+    if repo:
+        return load(name, device=device, source="hub", repo_id=repo)
+    if os.environ.get("ATTN_MODELS_HUB_ORG"):
+        return load(name, device=device, source="hub")
+    return load(name, device=device)
+
+
+def get_model(kind: str, device: str):
+    try:
+        return _load_model(kind, device)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise gr.Error(f"Could not load the {kind}-attention captioning model: {e}") from e
+
+
+@gpu_handler
+def _run_caption(model, image: Image.Image, beam_size: int):
+    with torch.inference_mode():
+        return model.caption(image, beam_size=beam_size, max_len=MAX_LEN)
+
+
+def run_model(model, image: Image.Image, beam_size: int):
+    try:
+        return _run_caption(model, image, beam_size)
+    except ValueError as e:  # the library's way of rejecting an input
+        raise gr.Error(f"The model could not caption this image: {e}") from e
+    except RuntimeError as e:  # e.g. out of memory: say so instead of a bare "Error"
+        raise gr.Error(f"The model failed on this image ({e}).") from e
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checking and decoding.
+
+def _upload_path(value) -> str | None:
+    """The local path of an upload as Gradio passes it without preprocessing (a FileData dict),
+    or as a plain path string (direct Python calls)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value.get("path")
+    if isinstance(value, (str, Path)):
+        return str(value)
+    raise gr.Error(f"Expected an image file, got {type(value).__name__}.")
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB, keeping what the picture means rather than Pillow's raw cast."""
+    if im.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        # High bit depth: Pillow's convert would clip everything above 255 to white, so stretch
+        # the actual value range to 0..255 instead.
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        grey = np.zeros(a.shape, np.uint8) if hi <= lo else np.rint((a - lo) / (hi - lo) * 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info):
+        # Transparent pixels become black, the Fashion-Scenes background, rather than Pillow's
+        # arbitrary hidden colour values.
+        rgba = im.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("RGB")
+    return im.convert("RGB")  # 1, L, P, CMYK, YCbCr, LAB, HSV, RGB(X)
+
+
+def read_image(value) -> Image.Image:
+    """Decode an upload into an RGB PIL image, or raise gr.Error saying what is wrong with it."""
+    path = _upload_path(value)
+    if not path:
+        raise gr.Error("No image given: upload one, pick an example or press “New random scene”.")
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        raise gr.Error("The uploaded file could not be found on the server; please upload it again.") from None
+    if size == 0:
+        raise gr.Error("The uploaded file is empty (0 bytes).")
+    try:
+        with Image.open(path) as im:  # reads the header only: the size is known before decoding
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise gr.Error(f"The image is {w}×{h} pixels, over the {MAX_PIXELS // 1_000_000} megapixel limit; "
+                               "please downscale it.")
+            if w < 1 or h < 1:
+                raise gr.Error(f"The image has no pixels ({w}×{h}).")
+            im.seek(0)  # first frame of animations and multi-page files
+            im.draft("RGB", (2 * VIEW_SIZE, 2 * VIEW_SIZE))  # JPEG only: decode big photos at reduced scale
+            im = ImageOps.exif_transpose(im)  # phone photos: show and caption them upright
+            return _to_rgb(im)
+    except gr.Error:
+        raise
+    except Image.DecompressionBombError:
+        raise gr.Error(f"The image is too large (over {MAX_PIXELS // 1_000_000} megapixels); "
+                       "please downscale it.") from None
+    except UnidentifiedImageError:
+        raise gr.Error("This file is not an image format Pillow can read (try PNG or JPEG).") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+        raise gr.Error(f"The image file is damaged or truncated and could not be decoded ({e}).") from None
+
+
+def check_beam(beam_size) -> int:
+    try:
+        value = float(beam_size)
+    except (TypeError, ValueError):
+        raise gr.Error(f"Beam size must be a whole number from 1 to {MAX_BEAM}, got {beam_size!r}.") from None
+    if not value.is_integer() or not 1 <= value <= MAX_BEAM:
+        raise gr.Error(f"Beam size must be a whole number from 1 to {MAX_BEAM}, got {beam_size!r}.")
+    return int(value)
+
+
+def check_kind(kind) -> str:
+    if kind not in MODEL_NAMES:
+        raise gr.Error(f"Attention must be one of {', '.join(MODEL_NAMES)}, got {kind!r}.")
+    return kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenes with known ground truth (shipped examples and random test scenes), found by pixel content
+# so an example keeps its ground truth whatever name the browser uploads it under.
+
+def _pixel_key(rgb: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()
+
+
+_known_scenes: OrderedDict[str, object] = OrderedDict()
+_known_lock = threading.Lock()
+_KNOWN_MAX = 512  # random scenes generated by users; the oldest are forgotten
+
+
+def _remember_scene(scene, origin: str) -> None:
+    with _known_lock:
+        _known_scenes[_pixel_key(scene.image)] = (scene, origin)
+        while len(_known_scenes) > _KNOWN_MAX + len(_example_meta()):
+            _known_scenes.popitem(last=False)
+
+
+def _example_meta() -> list[dict]:
+    path = EXAMPLES_DIR / "scenes.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def example_paths() -> list[str]:
+    return [str(EXAMPLES_DIR / m["file"]) for m in _example_meta() if (EXAMPLES_DIR / m["file"]).is_file()]
+
+
+_examples_loaded = False
+
+
+def _load_examples() -> None:
+    global _examples_loaded
+    if _examples_loaded:
+        return
+    from attn_models.data.scenes import Scene, SceneItem
+
+    for meta in _example_meta():
+        image = np.asarray(Image.open(EXAMPLES_DIR / meta["file"]).convert("RGB"))
+        items = [SceneItem(label=it["label"], colour=it["colour"], box=tuple(it["box"])) for it in meta["items"]]
+        _remember_scene(Scene(image=image, items=items, captions=[c.split() for c in meta["captions"]]),
+                        f"example: Fashion-Scenes test scene #{meta['test_index']}")
+    _examples_loaded = True
+
+
+def find_scene(rgb: np.ndarray):
+    """(scene, where it comes from) for an image whose ground truth is known, else None."""
+    _load_examples()
+    with _known_lock:
+        return _known_scenes.get(_pixel_key(rgb))
+
+
+def new_random_scene() -> str:
+    """A fresh Fashion-Scenes test-split scene (test images only, random seed) saved as a PNG."""
+    from attn_models.data.scenes import fashion_scenes
+
+    seed = random.randrange(2**31)
+    try:
+        scene = fashion_scenes("test", 1, seed)[0]
+    except (FileNotFoundError, OSError, ValueError) as e:
+        raise gr.Error(f"Could not build a scene: Fashion-MNIST is needed ({e}).") from e
+    _remember_scene(scene, f"random Fashion-Scenes test scene, seed {seed}")
+    path = _scratch_path(".png")
+    Image.fromarray(scene.image).save(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering.
+
+_scratch: deque[str] = deque()
+_scratch_lock = threading.Lock()
+_SCRATCH_KEEP = 64  # Gradio copies outputs into its cache when the handler returns; older files can go
+
+
+def _scratch_path(suffix: str) -> str:
+    import tempfile
+
+    path = tempfile.NamedTemporaryFile(prefix="caption_", suffix=suffix, delete=False).name
+    _track(path)
+    return path
+
+
+def _track(path: str) -> None:
+    with _scratch_lock:
+        _scratch.append(path)
+        while len(_scratch) > _SCRATCH_KEEP:
+            old = _scratch.popleft()
+            try:
+                os.remove(old)
+            except OSError:
+                pass
+
+
+def display_image(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The image at about ``size`` on its longer side: small images (scenes) are enlarged with
+    nearest neighbour so their pixels stay crisp, big photos shrunk with a proper filter."""
+    h, w = rgb.shape[:2]
+    if max(h, w) <= size:
+        return render.enlarge(rgb, size)
+    scale = size / max(h, w)
+    pil = Image.fromarray(rgb).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
+    return np.asarray(pil)
+
+
+def word_label(words: list[str], t: int, betas) -> str:
+    beta = f"  β={float(betas[t]):.2f}" if betas is not None else ""
+    return f"{t + 1}. {words[t]}{beta}"
+
+
+def word_overlay(base: np.ndarray, alpha: np.ndarray, text: str, smooth: bool) -> np.ndarray:
+    return render.caption_text(render.overlay(base, alpha, smooth=smooth), text)
+
+
+def correctness_rows(scene, words: list[str], alphas: np.ndarray) -> list[list]:
+    from attn_models.eval.captioning import attention_correctness, uniform_baseline
+
+    scores = attention_correctness(alphas, words, scene)
+    base = uniform_baseline(scene, words)
+    return [[t + 1, w, round(s, 3), round(b, 3)]
+            for t, (w, s, b) in enumerate(zip(words, scores, base, strict=True)) if s is not None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers.
+
+@dataclass
+class Result:
+    words: list[str]
+    alphas: np.ndarray
+    betas: np.ndarray | None
+    image: np.ndarray  # the RGB image as given to the model
+    smooth: bool
+
+
+CORRECTNESS_HEADERS = ["#", "word", "attention correctness", "uniform baseline"]
+NO_GROUND_TRUTH = ("Attention correctness needs the ground-truth boxes of a Fashion-Scenes image: "
+                   "pick an example or a random scene to see it.")
+
+
+def caption(image, kind="soft", beam_size=3, smooth=True, device: str = "auto"):
+    """Caption an image and render its attention. Returns the outputs of the ``caption`` endpoint."""
+    kind = check_kind(kind)
+    beam = check_beam(beam_size)
+    smooth = bool(smooth)
+    pil = read_image(image)
+    out = run_model(get_model(kind, device), pil, beam)
+    words = list(out.words)
+    alphas = np.asarray(out.alphas, dtype=np.float32)
+    betas = None if out.betas is None else np.asarray(out.betas, dtype=np.float32)
+    rgb = np.asarray(pil)
+    result = Result(words, alphas, betas, rgb, smooth)
+    raw = {"model": MODEL_NAMES[kind], "attention": kind, "beam_size": beam, "words": words,
+           "alphas": alphas.tolist(), "betas": None if betas is None else betas.tolist(),
+           "grid_hw": list(alphas.shape[1:])}
+
+    if not words:
+        return ("(the model produced an empty caption)", [], rgb, None, gr.update(choices=[], value=None),
+                gr.update(value=None, visible=False), "", raw, result)
+
+    base = display_image(rgb, VIEW_SIZE)
+    labels = [word_label(words, t, betas) for t in range(len(words))]
+    overlays = [word_overlay(base, alphas[t], labels[t], smooth) for t in range(len(words))]
+    gallery = list(zip(overlays, labels, strict=True))
+    intro = render.caption_text(base, " ".join(words))
+    animation = render.save_animation([intro, *overlays], fps=ANIMATION_FPS, suffix=".gif")
+    _track(animation)
+    large = enlarged_view(result, 0)
+    choices = [(f"{t + 1}. {w}", t) for t, w in enumerate(words)]
+
+    known = find_scene(rgb)
+    if known is not None:
+        scene, origin = known
+        rows = correctness_rows(scene, words, alphas)
+        refs = " · ".join(" ".join(c) for c in scene.captions[:3]) + (" · …" if len(scene.captions) > 3 else "")
+        note = (f"Ground truth known ({origin}). References: {refs}.  \nCorrectness = share of the word's "
+                "attention (upsampled to the canvas) inside its item's box; uniform baseline = box area / canvas area.")
+        if not rows:
+            note += " No object word of the caption names an item of this scene."
+        table = gr.update(value=rows, visible=bool(rows))
+    else:
+        table, note = gr.update(value=None, visible=False), NO_GROUND_TRUTH
+    return (" ".join(words), gallery, large, animation, gr.update(choices=choices, value=0),
+            table, note, raw, result)
+
+
+def caption_if_image(image, kind, beam_size, smooth, device: str = "auto"):
+    """Runs on every change of the image box: captions a new image, clears the outputs when the box is emptied."""
+    if image is None:
+        return ("", [], None, None, gr.update(choices=[], value=None), gr.update(value=None, visible=False),
+                "", None, None)
+    return caption(image, kind, beam_size, smooth, device)
+
+
+def enlarged_view(result: Result | None, index) -> np.ndarray | None:
+    if result is None or index is None or not result.words:
+        return None
+    t = int(index)
+    if not 0 <= t < len(result.words):
+        return None
+    base = display_image(result.image, LARGE_SIZE)
+    return word_overlay(base, result.alphas[t], word_label(result.words, t, result.betas), result.smooth)
+
+
+def select_from_gallery(result: Result | None, evt: gr.SelectData):
+    return enlarged_view(result, evt.index), gr.update(value=evt.index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout.
 
 def build(device: str) -> None:
-    gr.Markdown("This tab is under construction.")
+    gr.Markdown(ABOUT)
+    with gr.Row():
+        with gr.Column(scale=2, min_width=300):
+            image_in = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=300)
+            with gr.Row():
+                run_btn = gr.Button("Caption", variant="primary")
+                random_btn = gr.Button("New random scene")
+            kind = gr.Radio(list(MODEL_NAMES), value="soft", label="Attention",
+                            info="soft: weighted average of the grid; hard: one sampled cell (argmax at test time)")
+            beam = gr.Slider(1, MAX_BEAM, value=3, step=1, label="Beam size")
+            smooth = gr.Checkbox(value=True, label="Smooth maps",
+                                 info="bilinear upsampling; off shows the encoder's grid cells")
+            gr.Examples(example_paths(), inputs=[image_in], label="Fashion-Scenes test scenes (not seen in training)",
+                        examples_per_page=12)
+        with gr.Column(scale=3, min_width=360):
+            caption_out = gr.Textbox(label="Caption", interactive=False)
+            word_pick = gr.Radio(choices=[], label="Words: pick one (or a gallery image) to enlarge its map")
+            with gr.Row():
+                large = gr.Image(label="Selected word", interactive=False, height=360)
+                animation = gr.Image(label="Animation through the words", interactive=False, height=360)
+            gallery = gr.Gallery(label="Attention for each word (word and β on each map)", columns=5,
+                                 height="auto", allow_preview=False, interactive=False)
+            correctness = gr.Dataframe(headers=CORRECTNESS_HEADERS, label="Attention correctness per object word",
+                                       visible=False, interactive=False)
+            correctness_note = gr.Markdown()
+            with gr.Accordion("Raw output (words, α maps, β)", open=False):
+                raw = gr.JSON(label="Model output")
+    state = gr.State()
+
+    inputs = [image_in, kind, beam, smooth]
+    outputs = [caption_out, gallery, large, animation, word_pick, correctness, correctness_note, raw, state]
+
+    def caption_image(image, attention, beam_size, smooth_maps):
+        """Caption an image with Show, Attend and Tell and render each word's attention map."""
+        return caption(image, attention, beam_size, smooth_maps, device)
+
+    def caption_current(image, attention, beam_size, smooth_maps):
+        return caption_if_image(image, attention, beam_size, smooth_maps, device)
+
+    # preprocess=False: the handler decodes the upload itself so bad files give a clear message.
+    run_btn.click(caption_image, inputs, outputs, api_name="caption", preprocess=False)
+    gr.on([image_in.change, kind.input, beam.release, smooth.input], caption_current, inputs, outputs,
+          preprocess=False, api_visibility="private")
+    random_btn.click(new_random_scene, None, image_in, api_visibility="private")
+    word_pick.input(enlarged_view, [state, word_pick], large, api_visibility="private")
+    gallery.select(select_from_gallery, state, [large, word_pick], api_visibility="private")
