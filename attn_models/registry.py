@@ -7,6 +7,7 @@ does not import the code of all the others.
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +28,25 @@ class ModelSpec:
     task: str
     model_class: str  # "package.module:ClassName", imported on first load
     description: str
-    hub_repo_id: str | None = None  # None -> "<$ATTN_MODELS_HUB_ORG>/<name>"
-    revision: str | None = None  # pinned Hub revision (commit sha or tag); None -> main
+    hub_repo_id: str | None = None  # the published repo; None -> "attention-in-vision/<name>"
+    revision: str | None = None  # pinned revision of that repo (commit sha or tag); None -> main
+    weights_dir: str | None = None  # bundled folder; None -> weights/<name>/
 
     @property
     def local_dir(self) -> Path:
-        return WEIGHTS_ROOT / self.name
+        return Path(self.weights_dir) if self.weights_dir else WEIGHTS_ROOT / self.name
+
+    @property
+    def published_repo_id(self) -> str:
+        return self.hub_repo_id or hub.default_repo_id(self.name, hub.DEFAULT_HUB_ORG)
 
     @property
     def repo_id(self) -> str:
-        return self.hub_repo_id or hub.default_repo_id(self.name)
+        """Where Hub loads go: $ATTN_MODELS_HUB_ORG/<name> when that is set (a user's own copies), else the
+        published repo."""
+        if os.environ.get(hub.HUB_ORG_ENV):
+            return hub.default_repo_id(self.name)
+        return self.published_repo_id
 
     def resolve_class(self) -> type[torch.nn.Module]:
         module_name, class_name = self.model_class.split(":")
@@ -44,9 +54,13 @@ class ModelSpec:
 
 
 _SPECS: dict[str, ModelSpec] = {}
+# (name, device, source, repo, revision) -> model in eval mode, shared by every caller.
+_cache: dict[tuple, torch.nn.Module] = {}
+_cache_lock = threading.Lock()
 
 
 def register(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` to the table (replacing a spec of the same name)."""
     if spec.task not in TASKS:
         raise ValueError(f"unknown task {spec.task!r} for {spec.name!r}; expected one of {TASKS}")
     _SPECS[spec.name] = spec
@@ -77,6 +91,12 @@ def list_models(task: str | None = None) -> list[str]:
     return sorted(n for n, s in _SPECS.items() if task is None or s.task == task)
 
 
+def unregister(name: str) -> None:
+    """Remove ``name`` from the table and from the model cache (used by tests' temporary specs)."""
+    _SPECS.pop(name, None)
+    clear_cache(name)
+
+
 def get_spec(name: str) -> ModelSpec:
     try:
         return _SPECS[name]
@@ -84,8 +104,9 @@ def get_spec(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models())}") from None
 
 
-_cache: dict[tuple, torch.nn.Module] = {}
-_cache_lock = threading.Lock()
+def has_local_weights(spec: ModelSpec) -> bool:
+    """Whether weights/<name>/ holds this model's files (a card alone does not count)."""
+    return any((spec.local_dir / f).is_file() for f in (hub.CONFIG_NAME, hub.WEIGHTS_NAME))
 
 
 def load(
@@ -94,29 +115,41 @@ def load(
     source: str = "auto",
     revision: str | None = None,
     repo_id: str | None = None,
+    org: str | None = None,
 ) -> torch.nn.Module:
     """Build model ``name`` with its weights, in eval mode on ``device``.
 
-    source: "local" reads weights/<name>/, "hub" downloads from the Hub (repo ``repo_id`` or the
-    spec's, at ``revision`` or the spec's pinned one), "auto" uses the bundled folder when present.
-    Models are cached per (name, device, source, revision, repo) so every tab shares one copy.
+    source: "local" reads weights/<name>/; "hub" downloads from the Hugging Face Hub; "auto" uses the
+    bundled folder when it is there and no Hub repo/revision/org was asked for, else the Hub.
+    Hub repo: ``repo_id``, else ``<org>/<name>`` with ``org`` or $ATTN_MODELS_HUB_ORG, else the spec's
+    pinned repo; revision: ``revision``, else the spec's pinned one, else main.
+    Models are cached per (name, device) and where the weights came from, so every tab shares one copy.
+    Raises ValueError (naming the repo or file) for an unknown name, an unreachable Hub with nothing
+    cached, or a missing/corrupt config or weights file.
     """
     spec = get_spec(name)
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
     dev = resolve_device(device)
     if source == "auto":
-        has_local = (spec.local_dir / hub.CONFIG_NAME).is_file() and (spec.local_dir / hub.WEIGHTS_NAME).is_file()
-        source = "local" if has_local and repo_id is None and revision is None else "hub"
-    repo = repo_id or spec.repo_id
-    rev = revision or spec.revision
-    key = (name, str(dev), source, rev, repo if source == "hub" else None)
-    with _cache_lock:
+        asked_for_hub = repo_id is not None or revision is not None or org is not None
+        source = "local" if has_local_weights(spec) and not asked_for_hub else "hub"
+    if source == "local":
+        if not has_local_weights(spec):
+            raise ValueError(
+                f"no bundled weights for {name!r}: {spec.local_dir} has no {hub.CONFIG_NAME} or "
+                f"{hub.WEIGHTS_NAME}; train the model or load it with source='hub'"
+            )
+        repo = rev = None
+    else:
+        repo = repo_id or (hub.default_repo_id(name, org) if org else spec.repo_id)
+        # The pinned revision is a commit of the published repo; another repo has its own history.
+        rev = revision or (spec.revision if repo == spec.published_repo_id else None)
+    key = (name, str(dev), source, repo, rev)
+    with _cache_lock:  # held while loading, so two tabs asking at once build the model once
         if key in _cache:
             return _cache[key]
         folder = spec.local_dir if source == "local" else hub.download_model_files(repo, rev)
-        if source == "local" and not spec.local_dir.is_dir():
-            raise ValueError(f"no bundled weights for {name!r}: {spec.local_dir} does not exist; use source='hub'")
         model = hub.build_and_load(spec.resolve_class(), folder)
         model = model.to(dev).eval()
         model.registry_name = name  # lets the UI and model cards say which weights are shown
@@ -124,6 +157,26 @@ def load(
         return model
 
 
-def clear_cache() -> None:
+def push(
+    name: str,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+):
+    """Publish the bundled weights of ``name`` (checked by a strict local load first) with their card."""
+    spec = get_spec(name)
+    if not has_local_weights(spec):
+        raise ValueError(f"no bundled weights for {name!r} in {spec.local_dir}: nothing to push")
+    # Read from disk now rather than the load() cache: what is published is what the folder holds.
+    model = hub.build_and_load(spec.resolve_class(), spec.local_dir)
+    return hub.push_model(model, name, spec.local_dir, repo_id or spec.repo_id, revision=revision,
+                          private=private, token=token, commit_message=commit_message)
+
+
+def clear_cache(name: str | None = None) -> None:
+    """Forget loaded models (all, or those of ``name``); the next load reads the files again."""
     with _cache_lock:
-        _cache.clear()
+        for key in [k for k in _cache if name is None or k[0] == name]:
+            del _cache[key]
