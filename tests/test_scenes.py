@@ -83,3 +83,13 @@ def test_word_boxes_and_correctness():
     assert uni[0] == pytest.approx(ub[0], abs=1e-6)
     with pytest.raises(ValueError):
         attention_correctness(alphas[:3], words, scene)
+
+
+def test_canonical_caption_is_a_reference_in_reading_order():
+    a = S.SceneItem(0, "red", (50, 0, 78, 28))    # bottom-left
+    b = S.SceneItem(1, "blue", (0, 10, 28, 38))   # top, columns overlap with a
+    c = S.SceneItem(2, "green", (10, 60, 38, 88))  # right
+    refs = S.scene_captions([c, a, b])
+    assert refs[0] == ["blue", "trousers", "above", "red", "tshirt", "and", "red", "tshirt", "left", "of",
+                       "green", "pullover"]
+    assert len(refs) == len({tuple(r) for r in refs})

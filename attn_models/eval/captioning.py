@@ -47,3 +47,92 @@ def attention_correctness(alphas: np.ndarray, words: list[str], scene: Scene) ->
 def uniform_baseline(scene: Scene, words: list[str]) -> list[float | None]:
     """Attention correctness of a uniform map, per word: box area / canvas area (None for non-object words)."""
     return [None if b is None else (b[2] - b[0]) * (b[3] - b[1]) / CANVAS**2 for b in word_boxes(scene, words)]
+
+
+def corpus_bleu(hypotheses: list[list[str]], references: list[list[list[str]]]) -> dict[str, float]:
+    """BLEU-1..4 in [0, 1] with sacrebleu, corpus level, every reference of every image.
+
+    Captions are already lower-case words, so sacrebleu's tokenizer is off (``tokenize="none"``).
+    Images with fewer references are padded with None, which sacrebleu skips.
+    """
+    from sacrebleu.metrics import BLEU
+
+    n_refs = max(len(r) for r in references)
+    streams = [[" ".join(r[k]) if k < len(r) else None for r in references] for k in range(n_refs)]
+    hyps = [" ".join(h) for h in hypotheses]
+    return {f"bleu{n}": BLEU(max_ngram_order=n, tokenize="none").corpus_score(hyps, streams).score / 100
+            for n in range(1, 5)}
+
+
+def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, progress: bool = True) -> dict:
+    """Caption every scene; BLEU-1..4, object recall, attention correctness and its uniform baseline."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    from attn_models.data.scenes import object_recall
+
+    hyps, named, total, corr, base = [], 0, 0, [], []
+    for s in tqdm(scenes, disable=not progress, desc="captioning", mininterval=5):
+        cap = model.caption(Image.fromarray(s.image), beam_size=beam_size, max_len=max_len)
+        hyps.append(cap.words)
+        n, t = object_recall(s, cap.words)
+        named, total = named + n, total + t
+        for c, u in zip(attention_correctness(cap.alphas, cap.words, s), uniform_baseline(s, cap.words),
+                        strict=True):
+            if c is not None:
+                corr.append(c)
+                base.append(u)
+    out = corpus_bleu(hyps, [s.captions for s in scenes])
+    out.update(object_recall=named / max(1, total),
+               attention_correctness=float(np.mean(corr)) if corr else float("nan"),
+               uniform_baseline=float(np.mean(base)) if base else float("nan"),
+               object_words=len(corr), scenes=len(scenes), beam_size=beam_size,
+               exact_match=float(np.mean([h in s.captions for h, s in zip(hyps, scenes, strict=True)])))
+    return out
+
+
+def load_captioner(name_or_dir: str, device: str = "cpu"):
+    """A registry name, or a folder holding config.json + model.safetensors (e.g. an ablation)."""
+    from pathlib import Path
+
+    if Path(name_or_dir).is_dir():
+        from attn_models.captioning.model import ShowAttendTell
+
+        return ShowAttendTell.from_pretrained(name_or_dir).to(device).eval()
+    from attn_models import load
+
+    return load(name_or_dir, device=device)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import json
+    import time
+
+    from attn_models.data.scenes import TEST_SIZE, fixed_test_set
+
+    p = argparse.ArgumentParser(description="Evaluate a captioning model on the fixed Fashion-Scenes test set.")
+    p.add_argument("name", help="registry name (e.g. sat-soft-fashion-scenes) or a weights folder")
+    p.add_argument("--limit", type=int, default=TEST_SIZE, help=f"first N test scenes (default all {TEST_SIZE})")
+    p.add_argument("--beam-size", type=int, default=3)
+    p.add_argument("--max-len", type=int, default=20)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--json", help="also write the metrics to this file")
+    args = p.parse_args(argv)
+    if not 1 <= args.limit <= TEST_SIZE:
+        p.error(f"--limit must be in 1..{TEST_SIZE}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_captioner(args.name, args.device)
+    t0 = time.time()
+    metrics = evaluate(model, fixed_test_set(args.limit), args.beam_size, args.max_len)
+    metrics.update(model=args.name, attention=model.attention_kind, seconds=round(time.time() - t0, 1))
+    print(json.dumps(metrics, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(metrics, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Show, Attend and Tell (Xu et al. 2015): encoder + attention decoder + beam search, one Hub-mixin module.
+
+Deviation from the paper, on purpose: two fixed coordinate channels (y, x in [-1, 1]) are appended
+to every annotation vector. Fashion-Scenes captions say "left of" / "above", and a CNN's features
+only weakly encode where they are; the paper's captions rarely depend on absolute layout.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from PIL import Image
+from torch import nn
+
+from attn_models.captioning.beam import beam_search
+from attn_models.captioning.decoder import ARGMAX, SOFT, AttentionDecoder
+from attn_models.captioning.encoder import build_encoder
+from attn_models.data.scenes import VOCAB
+
+ATTENTIONS = ("soft", "hard")
+MAX_BEAM, MAX_LEN = 50, 100
+
+
+@dataclass
+class Caption:
+    words: list[str]
+    alphas: np.ndarray  # (len(words), gh, gw), each map sums to 1
+    betas: np.ndarray | None  # (len(words),)
+
+
+class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
+                     library_name="attn-models", tags=["image-captioning", "attention", "show-attend-tell"]):
+    def __init__(self, vocab: list[str] | None = None, attention: str = "soft", encoder: str = "small",
+                 encoder_channels: int = 96, image_size: int = 96, embed_dim: int = 64,
+                 hidden_dim: int = 256, attn_dim: int = 128, dropout: float = 0.3,
+                 coord_channels: bool = True):
+        super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+        self.vocab = list(vocab) if vocab is not None else list(VOCAB)
+        for special in ("<pad>", "<start>", "<end>"):
+            if special not in self.vocab:
+                raise ValueError(f"vocab must contain {special}")
+        self.word_to_id = {w: i for i, w in enumerate(self.vocab)}
+        self.pad_id, self.start_id, self.end_id = (self.word_to_id[s] for s in ("<pad>", "<start>", "<end>"))
+        # never generated: padding, <start>, and <unk> (an unknown word is no caption)
+        self.banned_ids = [self.word_to_id[s] for s in ("<pad>", "<start>", "<unk>") if s in self.word_to_id]
+        self.attention = attention
+        self.image_size = image_size
+        self.coord_channels = coord_channels
+        self.encoder = build_encoder(encoder, encoder_channels)
+        annot_dim = self.encoder.out_channels + (2 if coord_channels else 0)
+        self.decoder = AttentionDecoder(len(self.vocab), annot_dim, embed_dim, hidden_dim, attn_dim, dropout)
+        self._grid_hw: tuple[int, int] | None = None
+
+    # ---- properties the demo uses -------------------------------------------------------------
+    @property
+    def attention_kind(self) -> str:
+        return self.attention
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        if self._grid_hw is None:
+            p = next(self.parameters())
+            was_training = self.encoder.training
+            self.encoder.eval()
+            with torch.no_grad():
+                g = self.encoder(torch.zeros(1, 3, self.image_size, self.image_size, device=p.device))
+            self.encoder.train(was_training)
+            self._grid_hw = (int(g.shape[2]), int(g.shape[3]))
+        return self._grid_hw
+
+    # ---- encoding -------------------------------------------------------------------------------
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, S, S) float in [0, 1] -> annotations a (B, L, D)."""
+        g = self.encoder(images)  # (B, C, gh, gw)
+        b, _, gh, gw = g.shape
+        if self._grid_hw is None:
+            self._grid_hw = (gh, gw)
+        if self.coord_channels:
+            ys = torch.linspace(-1, 1, gh, device=g.device, dtype=g.dtype)
+            xs = torch.linspace(-1, 1, gw, device=g.device, dtype=g.dtype)
+            yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+            g = torch.cat([g, torch.stack([yy, xx])[None].expand(b, -1, -1, -1)], 1)
+        return g.flatten(2).transpose(1, 2)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """Any PIL image -> (1, 3, S, S) float in [0, 1] on the model's device (whole image, resized)."""
+        if not isinstance(image, Image.Image):
+            raise ValueError(f"caption() needs a PIL.Image.Image, got {type(image).__name__}")
+        if image.width < 1 or image.height < 1:
+            raise ValueError("the image is empty")
+        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16/32-bit grey: rescale, not clip
+            arr = np.asarray(image, dtype=np.float64)
+            lo, hi = float(arr.min()), float(arr.max())
+            arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
+            image = Image.fromarray(arr.astype(np.uint8), "L")
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")  # transparent pixels -> black, the scenes' background
+            bg = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+            image = Image.alpha_composite(bg, rgba)
+        image = image.convert("RGB")
+        if image.size != (self.image_size, self.image_size):
+            image = image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
+        x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
+        return x[None].to(next(self.parameters()).device)
+
+    # ---- captioning -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def caption(self, image: Image.Image, beam_size: int = 3, max_len: int = 20) -> Caption:
+        if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) \
+                or not 1 <= beam_size <= MAX_BEAM:
+            raise ValueError(f"beam_size must be an integer in 1..{MAX_BEAM}, got {beam_size!r}")
+        if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or not 1 <= max_len <= MAX_LEN:
+            raise ValueError(f"max_len must be an integer in 1..{MAX_LEN}, got {max_len!r}")
+        x = self.preprocess(image)
+        was_training = self.training
+        self.eval()
+        try:
+            a = self.encode(x)
+            mode = SOFT if self.attention == "soft" else ARGMAX
+            hyp = beam_search(self.decoder, a, self.start_id, self.end_id, self.banned_ids,
+                              int(beam_size), int(max_len), mode)
+        finally:
+            self.train(was_training)
+        gh, gw = self.grid_hw
+        alphas = hyp.alphas.float().cpu().numpy().reshape(len(hyp.tokens), gh, gw)
+        alphas = alphas / alphas.sum(axis=(1, 2), keepdims=True)  # exact 1 despite float rounding
+        return Caption([self.vocab[i] for i in hyp.tokens], alphas, hyp.betas.float().cpu().numpy())
+
+    def forward(self, tokens: torch.Tensor, images: torch.Tensor | None = None,
+                annotations: torch.Tensor | None = None, **loss_kwargs) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss (see ``caption_loss``) from images, or from annotations encoded beforehand.
+        The encoder runs without gradients: it is pretrained and frozen, as in the paper."""
+        if annotations is None:
+            if images is None:
+                raise ValueError("forward() needs images or annotations")
+            with torch.no_grad():
+                annotations = self.encode(images)
+        return caption_loss(self, annotations, tokens, **loss_kwargs)
+
+    # ---- tokens -------------------------------------------------------------------------------
+    def tokenize(self, captions: list[list[str]], max_words: int | None = None) -> torch.Tensor:
+        """Word lists -> (B, T+2) ids: <start> words <end>, padded with <pad>."""
+        unk = self.word_to_id.get("<unk>", self.pad_id)
+        rows = [[self.start_id] + [self.word_to_id.get(w, unk) for w in c[:max_words]] + [self.end_id]
+                for c in captions]
+        out = torch.full((len(rows), max(len(r) for r in rows)), self.pad_id, dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = torch.tensor(r)
+        return out
+
+
+@dataclass
+class ReinforceState:
+    """The moving-average baseline b_k = 0.9 b_{k-1} + 0.1 log p(y | s~_k, a) of the paper (Sec. 4.1)."""
+    baseline: float | None = None
+    decay: float = 0.9
+
+
+def caption_loss(model: ShowAttendTell, a: torch.Tensor, tokens: torch.Tensor, ds_lambda: float = 0.0,
+                 reinforce: ReinforceState | None = None, reinforce_weight: float = 1.0,
+                 entropy_weight: float = 0.01, expect_prob: float = 0.5,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Training objective, per caption summed over words and averaged over the batch.
+
+    soft: -log p(y|a) + ds_lambda * sum_i (1 - sum_t alpha_ti)^2   (doubly stochastic penalty, Eq. 14)
+    hard: -log p(y|s~,a), plus the REINFORCE term (log p(y|s~,a) - b) * d log p(s~|a) with a
+    moving-average baseline, and an entropy bonus (Eq. 12); with probability ``expect_prob`` per
+    caption the expected context replaces the sample (Sec. 4.1) and that caption gets no REINFORCE term.
+    """
+    tokens_in, targets = tokens[:, :-1], tokens[:, 1:]
+    mask = (targets != model.pad_id).float()  # (B, T)
+    hard = model.attention == "hard"
+    if hard:
+        use_expect = torch.rand(a.shape[0], generator=generator, device="cpu") < expect_prob
+        out = model.decoder(a, tokens_in, mode=use_expect.to(a.device), generator=generator)
+    else:
+        out = model.decoder(a, tokens_in, mode=SOFT)
+    nll_tok = F.cross_entropy(out["logits"].transpose(1, 2), targets, reduction="none",
+                              ignore_index=model.pad_id)  # (B, T)
+    nll = (nll_tok * mask).sum(1)  # (B,)
+    loss = nll.mean()
+    stats = {"nll_per_word": float(nll.detach().sum() / mask.sum())}
+    if ds_lambda:
+        coverage = (out["alphas"] * mask[:, :, None]).sum(1)  # (B, L)
+        penalty = ((1.0 - coverage) ** 2).sum(1).mean()
+        loss = loss + ds_lambda * penalty
+        stats["ds_penalty"] = float(penalty.detach())
+    if hard:
+        sampled = (~use_expect).float().to(a.device)  # (B,)
+        log_p_y = -nll.detach()
+        if reinforce is None:
+            reinforce = ReinforceState()
+        b = reinforce.baseline if reinforce.baseline is not None else float(log_p_y.mean())
+        log_p_s = (out["log_p_loc"] * mask).sum(1)  # (B,)
+        # gradient ascent on (log p(y|s) - b) * log p(s|a): minimise its negative
+        rl = -(reinforce_weight * (log_p_y - b) * log_p_s * sampled).mean()
+        ent = ((out["entropy"] * mask).sum(1)).mean()
+        loss = loss + rl - entropy_weight * ent
+        if sampled.sum() > 0:
+            batch_reward = float((log_p_y * sampled).sum() / sampled.sum())
+            reinforce.baseline = batch_reward if reinforce.baseline is None else \
+                reinforce.decay * reinforce.baseline + (1 - reinforce.decay) * batch_reward
+        stats.update(reinforce_term=float(rl.detach()), entropy=float(ent.detach()), baseline=float(b))
+    stats["loss"] = float(loss.detach())
+    return loss, stats
