@@ -291,8 +291,24 @@ def word_label(words: list[str], t: int, betas) -> str:
     return f"{t + 1}. {words[t]}{beta}"
 
 
+def label_size(width: int, text: str) -> int:
+    """Font size that fits ``text`` on one line of an image ``width`` wide (readable, never huge)."""
+    size = max(10, min(22, width // 20))
+    while size > 9 and render.text_font(size).getlength(text) > width - 8:
+        size -= 1
+    return size
+
+
+def labelled(image: np.ndarray, text: str) -> np.ndarray:
+    width = image.shape[1]
+    size = label_size(width, text)
+    while render.text_font(size).getlength(text) > width - 8 and len(text) > 2:
+        text = text[:-2] + "…"  # still too long at the smallest size: cut the end
+    return render.caption_text(image, text, font_size=size)
+
+
 def word_overlay(base: np.ndarray, alpha: np.ndarray, text: str, smooth: bool) -> np.ndarray:
-    return render.caption_text(render.overlay(base, alpha, smooth=smooth), text)
+    return labelled(render.overlay(base, alpha, smooth=smooth), text)
 
 
 def correctness_rows(scene, words: list[str], alphas: np.ndarray) -> list[list]:
@@ -345,7 +361,7 @@ def caption(image, kind="soft", beam_size=3, smooth=True, device: str = "auto"):
     labels = [word_label(words, t, betas) for t in range(len(words))]
     overlays = [word_overlay(base, alphas[t], labels[t], smooth) for t in range(len(words))]
     gallery = list(zip(overlays, labels, strict=True))
-    intro = render.caption_text(base, " ".join(words))
+    intro = labelled(base, " ".join(words))
     animation = render.save_animation([intro, *overlays], fps=ANIMATION_FPS, suffix=".gif")
     _track(animation)
     large = enlarged_view(result, 0)
@@ -396,10 +412,11 @@ def build(device: str) -> None:
     gr.Markdown(ABOUT)
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
-            image_in = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=300)
+            image_in = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=300,
+                                elem_id="cap-image")
             with gr.Row():
-                run_btn = gr.Button("Caption", variant="primary")
-                random_btn = gr.Button("New random scene")
+                run_btn = gr.Button("Caption", variant="primary", elem_id="cap-run")
+                random_btn = gr.Button("New random scene", elem_id="cap-random")
             kind = gr.Radio(list(MODEL_NAMES), value="soft", label="Attention",
                             info="soft: weighted average of the grid; hard: one sampled cell (argmax at test time)")
             beam = gr.Slider(1, MAX_BEAM, value=3, step=1, label="Beam size")
@@ -408,16 +425,19 @@ def build(device: str) -> None:
             gr.Examples(example_paths(), inputs=[image_in], label="Fashion-Scenes test scenes (not seen in training)",
                         examples_per_page=12)
         with gr.Column(scale=3, min_width=360):
-            caption_out = gr.Textbox(label="Caption", interactive=False)
-            word_pick = gr.Radio(choices=[], label="Words: pick one (or a gallery image) to enlarge its map")
+            caption_out = gr.Textbox(label="Caption", interactive=False, elem_id="cap-caption")
+            word_pick = gr.Radio(choices=[], label="Words: pick one (or a gallery image) to enlarge its map",
+                                 elem_id="cap-words")
             with gr.Row():
-                large = gr.Image(label="Selected word", interactive=False, height=360)
-                animation = gr.Image(label="Animation through the words", interactive=False, height=360)
+                large = gr.Image(label="Selected word", interactive=False, height=360, elem_id="cap-large")
+                animation = gr.Image(label="Animation through the words", interactive=False, height=360,
+                                     elem_id="cap-animation")
             gallery = gr.Gallery(label="Attention for each word (word and β on each map)", columns=5,
-                                 height="auto", allow_preview=False, interactive=False)
+                                 height="auto", allow_preview=False, interactive=False, object_fit="contain",
+                                 elem_id="cap-gallery")
             correctness = gr.Dataframe(headers=CORRECTNESS_HEADERS, label="Attention correctness per object word",
-                                       visible=False, interactive=False)
-            correctness_note = gr.Markdown()
+                                       visible=False, interactive=False, elem_id="cap-correctness")
+            correctness_note = gr.Markdown(elem_id="cap-note")
             with gr.Accordion("Raw output (words, α maps, β)", open=False):
                 raw = gr.JSON(label="Model output")
     state = gr.State()

@@ -1,13 +1,14 @@
 """Rendering shared by the tabs: attention overlays, markers, enlargements and animations."""
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Sequence
 
 import imageio.v3 as iio
 import numpy as np
 from matplotlib import colormaps
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -61,12 +62,24 @@ def mark_point(image: np.ndarray, y: float, x: float, radius: int = 4, color=(0,
     return np.asarray(pil)
 
 
-def caption_text(image: np.ndarray, text: str, color=(255, 255, 255)) -> np.ndarray:
-    """Write ``text`` in a dark strip along the top of ``image``."""
+@functools.lru_cache(maxsize=8)
+def text_font(size: int) -> ImageFont.FreeTypeFont:
+    # DejaVu Sans ships with matplotlib, so it is always there, and unlike Pillow's default font it has
+    # Greek letters (the captioning tab writes β on its maps).
+    from matplotlib import font_manager
+
+    return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+
+
+def caption_text(image: np.ndarray, text: str, color=(255, 255, 255), font_size: int | None = None) -> np.ndarray:
+    """Write ``text`` in a dark strip along the top of ``image``; ``font_size`` (pixels) scales the
+    text for large images (default: Pillow's small bitmap font)."""
     pil = Image.fromarray(to_rgb(image))
     draw = ImageDraw.Draw(pil)
-    draw.rectangle([0, 0, pil.width, 14], fill=(0, 0, 0))
-    draw.text((3, 1), text, fill=tuple(color))
+    font = text_font(font_size) if font_size else None
+    strip = 14 if font_size is None else font_size + 6
+    draw.rectangle([0, 0, pil.width, strip], fill=(0, 0, 0))
+    draw.text((3, 1) if font_size is None else (4, 2), text, fill=tuple(color), font=font)
     return np.asarray(pil)
 
 

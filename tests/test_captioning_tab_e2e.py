@@ -13,6 +13,8 @@ from PIL import Image
 from demo import captioning_tab as tab
 from tests.test_captioning_tab import png_header_only, tab_model  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.e2e
+
 
 def call(client, path, kind="soft", beam=3, smooth=True):
     return client.predict(handle_file(path), kind, beam, smooth, api_name="/caption")
