@@ -16,7 +16,7 @@ from attn_models import registry
 
 def _source_of(spec: registry.ModelSpec) -> str:
     """What ``load(name)`` with source="auto" would read right now."""
-    if registry.has_local_weights(spec):
+    if registry.auto_source(spec) == "local":
         try:
             shown = spec.local_dir.relative_to(registry.WEIGHTS_ROOT.parent)
         except ValueError:  # a spec whose folder lives elsewhere

@@ -60,7 +60,7 @@ def download_model_files(repo_id: str, revision: str | None = None) -> Path:
                 f"Could not get {filename!r} of {where}: the Hub is unreachable (or HF_HUB_OFFLINE=1 is set) "
                 f"and the file is not in the local Hugging Face cache. Connect to the internet once (or set "
                 f"HF_ENDPOINT to a reachable mirror) so it can be cached, or use the bundled weights in weights/ "
-                f"(source='local')."
+                f"(source='local'; unset {HUB_ORG_ENV} if it is set)."
             ) from e
         except GatedRepoError as e:
             raise ValueError(f"{where} is gated: accept its terms on the Hub and log in (`hf auth login`).") from e

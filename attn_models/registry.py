@@ -109,6 +109,14 @@ def has_local_weights(spec: ModelSpec) -> bool:
     return any((spec.local_dir / f).is_file() for f in (hub.CONFIG_NAME, hub.WEIGHTS_NAME))
 
 
+def auto_source(spec: ModelSpec, hub_requested: bool = False) -> str:
+    """What source="auto" means for ``spec`` now: the bundled folder, unless it is absent or the Hub was
+    asked for (a repo, revision or org argument, or $ATTN_MODELS_HUB_ORG pointing at a user's own copies)."""
+    if hub_requested or os.environ.get(hub.HUB_ORG_ENV) or not has_local_weights(spec):
+        return "hub"
+    return "local"
+
+
 def load(
     name: str,
     device: str | torch.device = "auto",
@@ -120,7 +128,8 @@ def load(
     """Build model ``name`` with its weights, in eval mode on ``device``.
 
     source: "local" reads weights/<name>/; "hub" downloads from the Hugging Face Hub; "auto" uses the
-    bundled folder when it is there and no Hub repo/revision/org was asked for, else the Hub.
+    bundled folder when it is there and no Hub repo/revision/org was asked for (by argument or by
+    $ATTN_MODELS_HUB_ORG), else the Hub.
     Hub repo: ``repo_id``, else ``<org>/<name>`` with ``org`` or $ATTN_MODELS_HUB_ORG, else the spec's
     pinned repo; revision: ``revision``, else the spec's pinned one, else main.
     Models are cached per (name, device) and where the weights came from, so every tab shares one copy.
@@ -132,8 +141,7 @@ def load(
         raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
     dev = resolve_device(device)
     if source == "auto":
-        asked_for_hub = repo_id is not None or revision is not None or org is not None
-        source = "local" if has_local_weights(spec) and not asked_for_hub else "hub"
+        source = auto_source(spec, hub_requested=repo_id is not None or revision is not None or org is not None)
     if source == "local":
         if not has_local_weights(spec):
             raise ValueError(

@@ -83,6 +83,16 @@ def test_auto_source_uses_the_hub_when_nothing_is_bundled_and_org_is_configurabl
         registry.unregister(name)
 
 
+def test_org_variable_points_auto_at_the_users_copies_over_bundled_ones(tiny, fake_hub, monkeypatch):
+    theirs = save_tiny(tiny.folder.parent / "theirs", seed=7)
+    fake_hub.add_commit(f"my-org/{tiny.name}", {f: (tiny.folder.parent / "theirs" / f).read_bytes()
+                                               for f in ("config.json", "model.safetensors")})
+    assert torch.equal(tiny.outputs(load(tiny.name, device="cpu")), tiny.outputs(tiny.model))  # bundled
+    monkeypatch.setenv(hub.HUB_ORG_ENV, "my-org")
+    assert torch.equal(tiny.outputs(load(tiny.name, device="cpu")), tiny.outputs(theirs))
+    assert resolve_requests(fake_hub, f"my-org/{tiny.name}")
+
+
 def test_revision_pinning(tiny, fake_hub):
     repo = "someone/versions"
     old_sha = fake_hub.add_commit(repo, tiny.files())

@@ -162,7 +162,7 @@ def test_list_command_in_a_fresh_process():
         name = row.split()[0]
         spec = registry.get_spec(name)
         assert spec.task in row and spec.description in row
-        where = "local (weights/" if registry.has_local_weights(spec) else f"hub ({spec.repo_id})"
+        where = "local (weights/" if registry.auto_source(spec) == "local" else f"hub ({spec.repo_id})"
         assert where in row
 
 
@@ -171,11 +171,14 @@ def test_list_command_shows_where_weights_come_from(tiny, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert tiny.name in out and f"local ({tiny.folder}/)" in out
     assert "sagan-fashion-mnist" not in out  # filtered by task
-    for f in ("config.json", "model.safetensors"):
-        (tiny.folder / f).unlink()
-    monkeypatch.setenv("ATTN_MODELS_HUB_ORG", "my-org")
+    monkeypatch.setenv("ATTN_MODELS_HUB_ORG", "my-org")  # the user's own published copies win
     assert cli(["list"]) == 0
     assert f"hub (my-org/{tiny.name})" in capsys.readouterr().out
+    monkeypatch.delenv("ATTN_MODELS_HUB_ORG")
+    for f in ("config.json", "model.safetensors"):
+        (tiny.folder / f).unlink()
+    assert cli(["list"]) == 0
+    assert f"hub (attention-in-vision/{tiny.name})" in capsys.readouterr().out
     assert cli(["list", "--task", "audio"]) == 2
 
 
