@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--task", help=f"only models of this task ({', '.join(registry.TASKS)})")
     ls.set_defaults(func=cmd_list)
     push = sub.add_parser(
-        "push", help="publish bundled weights/<NAME>/ to the Hub (config, safetensors, model card, pictures)"
+        "push", help="publish bundled weights/<NAME>/ to the Hub (config, safetensors, model card, pictures)",
+        description="Check weights/<NAME>/ with a strict load, then publish config.json, model.safetensors, its "
+        "README.md (as the model card) and its pictures to the Hub.",
+        epilog="Needs write access: log in once (`hf auth login`) or set HF_TOKEN. HF_ENDPOINT selects another "
+        "Hub-compatible server.",
     )
     push.add_argument("name", metavar="NAME", help="a registered model name (see `list`)")
     push.add_argument("--repo-id", required=True, help="target Hub repo, ORG/NAME (created if missing)")
