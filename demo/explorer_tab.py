@@ -132,7 +132,7 @@ def draw_lines(img: np.ndarray, rows: int, cols: int, c: int, s: int) -> np.ndar
 def mark_cell(img: np.ndarray, row: int, col: int, s: int) -> np.ndarray:
     """Outline the query cell so it stays visible even when cells are tiny."""
     pil = Image.fromarray(img)
-    pad = max(2, s // 2)
+    pad = max(1, min(6, s // 4))  # stays off the centres of the neighbouring cells
     ImageDraw.Draw(pil).rectangle([col * s - pad, row * s - pad, (col + 1) * s + pad - 1, (row + 1) * s + pad - 1],
                                   outline=(120, 0, 0), width=2)
     return np.asarray(pil)
