@@ -384,7 +384,8 @@ def caption(image, kind="soft", beam_size=3, smooth=True, device: str = "auto"):
 
 
 def caption_if_image(image, kind, beam_size, smooth, device: str = "auto"):
-    """Runs on every change of the image box: captions a new image, clears the outputs when the box is emptied."""
+    """Captions a newly chosen image (upload, example, random scene, changed settings); clears the
+    outputs when the image box is empty."""
     if image is None:
         return ("", [], None, None, gr.update(choices=[], value=None), gr.update(value=None, visible=False),
                 "", None, None)
@@ -422,16 +423,22 @@ def build(device: str) -> None:
             beam = gr.Slider(1, MAX_BEAM, value=3, step=1, label="Beam size")
             smooth = gr.Checkbox(value=True, label="Smooth maps",
                                  info="bilinear upsampling; off shows the encoder's grid cells")
-            gr.Examples(example_paths(), inputs=[image_in], label="Fashion-Scenes test scenes (not seen in training)",
-                        examples_per_page=12)
+            examples = gr.Examples(example_paths(), inputs=[image_in], examples_per_page=12,
+                                   label="Fashion-Scenes test scenes (not seen in training)")
         with gr.Column(scale=3, min_width=360):
             caption_out = gr.Textbox(label="Caption", interactive=False, elem_id="cap-caption")
             word_pick = gr.Radio(choices=[], label="Words: pick one (or a gallery image) to enlarge its map",
                                  elem_id="cap-words")
             with gr.Row():
-                large = gr.Image(label="Selected word", interactive=False, height=360, elem_id="cap-large")
-                animation = gr.Image(label="Animation through the words", interactive=False, height=360,
-                                     elem_id="cap-animation")
+                # No label badge on these two: it would cover the word written along the top of the map.
+                with gr.Column(min_width=200):
+                    gr.Markdown("**Selected word**")
+                    large = gr.Image(label="Selected word", show_label=False, interactive=False, height=360,
+                                     elem_id="cap-large")
+                with gr.Column(min_width=200):
+                    gr.Markdown("**Animation through the words**")
+                    animation = gr.Image(label="Animation through the words", show_label=False, interactive=False,
+                                         height=360, elem_id="cap-animation")
             gallery = gr.Gallery(label="Attention for each word (word and β on each map)", columns=5,
                                  height="auto", allow_preview=False, interactive=False, object_fit="contain",
                                  elem_id="cap-gallery")
@@ -454,8 +461,11 @@ def build(device: str) -> None:
 
     # preprocess=False: the handler decodes the upload itself so bad files give a clear message.
     run_btn.click(caption_image, inputs, outputs, api_name="caption", preprocess=False)
-    gr.on([image_in.change, kind.input, beam.release, smooth.input], caption_current, inputs, outputs,
-          preprocess=False, api_visibility="private")
-    random_btn.click(new_random_scene, None, image_in, api_visibility="private")
+    # Not image_in.change: the browser fires it twice when an upload replaces an image.
+    gr.on([image_in.upload, image_in.clear, kind.input, beam.release, smooth.input], caption_current, inputs,
+          outputs, preprocess=False, api_visibility="private")
+    examples.load_input_event.then(caption_current, inputs, outputs, preprocess=False, api_visibility="private")
+    random_btn.click(new_random_scene, None, image_in, api_visibility="private").then(
+        caption_current, inputs, outputs, preprocess=False, api_visibility="private")
     word_pick.input(enlarged_view, [state, word_pick], large, api_visibility="private")
     gallery.select(select_from_gallery, state, [large, word_pick], api_visibility="private")
