@@ -291,3 +291,13 @@ def test_cmyk_jpeg_bytes_through_the_handler(tab_model, tmp_path):
     Image.new("CMYK", (50, 30), (0, 0, 0, 128)).save(buf, "JPEG")
     out = unpack(tab.caption(write(tmp_path, "c.jpg", buf.getvalue()), "soft", 3, True, device="cpu"))
     assert len(out["gallery"]) == len(out["raw"]["words"])
+
+
+def test_empty_caption_is_shown_not_crashed(tab_model, monkeypatch):
+    from attn_models.captioning.model import Caption
+
+    empty = Caption([], np.zeros((0, 12, 12), np.float32), np.zeros(0, np.float32))
+    monkeypatch.setattr(tab, "_run_caption", lambda model, image, beam: empty)
+    out = unpack(tab.caption(scene_png(), "soft", 3, True, device="cpu"))
+    assert "empty caption" in out["caption"] and out["gallery"] == [] and out["raw"]["words"] == []
+    assert tab.enlarged_view(out["state"], 0) is None
