@@ -38,6 +38,7 @@ MAX_LEN = 20
 # Refuse anything bigger before decoding it: 40 MP covers any camera photo, while a crafted
 # 20000x20000 PNG (a few MB on disk) would need 1.2 GB once decoded.
 MAX_PIXELS = 40_000_000
+WORK_SIZE = 1024  # images larger than twice this are reduced before captioning and rendering
 VIEW_SIZE = 320  # longer side of the overlays shown in the gallery and the animation
 LARGE_SIZE = 480  # longer side of the enlarged map of the selected word
 ANIMATION_FPS = 1.5
@@ -152,7 +153,7 @@ def read_image(value) -> Image.Image:
             im.seek(0)  # first frame of animations and multi-page files
             im.draft("RGB", (2 * VIEW_SIZE, 2 * VIEW_SIZE))  # JPEG only: decode big photos at reduced scale
             im = ImageOps.exif_transpose(im)  # phone photos: show and caption them upright
-            return _to_rgb(im)
+            rgb = _to_rgb(im)
     except gr.Error:
         raise
     except Image.DecompressionBombError:
@@ -162,6 +163,10 @@ def read_image(value) -> Image.Image:
         raise gr.Error("This file is not an image format Pillow can read (try PNG or JPEG).") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
         raise gr.Error(f"The image file is damaged or truncated and could not be decoded ({e}).") from None
+    # The model sees a 96x96 resize and the views are at most LARGE_SIZE wide, so big photos are
+    # box-averaged down to about WORK_SIZE first (fast, and no aliasing in the model's resize).
+    factor = max(rgb.size) // WORK_SIZE
+    return rgb.reduce(factor) if factor >= 2 else rgb
 
 
 def check_beam(beam_size) -> int:

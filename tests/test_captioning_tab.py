@@ -301,3 +301,10 @@ def test_empty_caption_is_shown_not_crashed(tab_model, monkeypatch):
     out = unpack(tab.caption(scene_png(), "soft", 3, True, device="cpu"))
     assert "empty caption" in out["caption"] and out["gallery"] == [] and out["raw"]["words"] == []
     assert tab.enlarged_view(out["state"], 0) is None
+
+
+def test_big_photos_are_reduced_keeping_their_aspect(tmp_path):
+    path = save(tmp_path, "big.png", Image.new("L", (5000, 3000), 128), compress_level=1)
+    im = tab.read_image(path)
+    assert im.mode == "RGB" and tab.WORK_SIZE <= max(im.size) < 2 * tab.WORK_SIZE
+    assert abs(im.size[0] / im.size[1] - 5000 / 3000) < 0.01
