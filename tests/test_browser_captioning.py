@@ -45,6 +45,11 @@ def test_captioning_tab_in_the_browser(page, tab_model, tmp_path):  # noqa: F811
     wait_for_image_change(page, "cap-large", old)
     checked = page.locator("#cap-words input:checked")
     assert checked.count() == 1 and checked.get_attribute("value") is not None
+    # ... and so does picking a word
+    old = image_src(page, "cap-large")
+    page.locator("#cap-words label").first.click()
+    wait_for_image_change(page, "cap-large", old)
+    assert page.locator("#cap-words input:checked").get_attribute("value") == "0"
     screenshot(page, tmp_path, "captioning")
 
     # a broken upload gives a visible error message and the tab keeps working
