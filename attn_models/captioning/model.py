@@ -109,27 +109,38 @@ class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
         return x[None].to(next(self.parameters()).device)
 
     # ---- captioning -----------------------------------------------------------------------------
-    @torch.no_grad()
-    def caption(self, image: Image.Image, beam_size: int = 3, max_len: int = 20) -> Caption:
+    @staticmethod
+    def _check_decoding_args(beam_size, max_len) -> None:
         if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) \
                 or not 1 <= beam_size <= MAX_BEAM:
             raise ValueError(f"beam_size must be an integer in 1..{MAX_BEAM}, got {beam_size!r}")
         if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or not 1 <= max_len <= MAX_LEN:
             raise ValueError(f"max_len must be an integer in 1..{MAX_LEN}, got {max_len!r}")
+
+    @torch.no_grad()
+    def caption(self, image: Image.Image, beam_size: int = 3, max_len: int = 20) -> Caption:
+        """Beam-search caption of one image, with each word's attention map and gate value."""
+        self._check_decoding_args(beam_size, max_len)
         x = self.preprocess(image)
         was_training = self.training
         self.eval()
         try:
-            a = self.encode(x)
-            mode = SOFT if self.attention == "soft" else ARGMAX
-            hyp = beam_search(self.decoder, a, self.start_id, self.end_id, self.banned_ids,
-                              int(beam_size), int(max_len), mode)
+            return self.caption_annotations(self.encode(x), beam_size, max_len)
         finally:
             self.train(was_training)
+
+    @torch.no_grad()
+    def caption_annotations(self, a: torch.Tensor, beam_size: int = 3, max_len: int = 20) -> Caption:
+        """Like ``caption`` from annotations (1, L, D) already encoded (lets evaluation batch the encoder)."""
+        self._check_decoding_args(beam_size, max_len)
+        mode = SOFT if self.attention == "soft" else ARGMAX
+        hyp = beam_search(self.decoder, a, self.start_id, self.end_id, self.banned_ids,
+                          int(beam_size), int(max_len), mode)
         gh, gw = self.grid_hw
-        alphas = hyp.alphas.float().cpu().numpy().reshape(len(hyp.tokens), gh, gw)
-        alphas = alphas / alphas.sum(axis=(1, 2), keepdims=True)  # exact 1 despite float rounding
-        return Caption([self.vocab[i] for i in hyp.tokens], alphas, hyp.betas.float().cpu().numpy())
+        alphas = hyp.alphas.double().cpu().numpy().reshape(len(hyp.tokens), gh, gw)
+        alphas = alphas / alphas.sum(axis=(1, 2), keepdims=True)  # exactly 1 despite float32 rounding
+        return Caption([self.vocab[i] for i in hyp.tokens], alphas.astype(np.float32),
+                       hyp.betas.float().cpu().numpy())
 
     def forward(self, tokens: torch.Tensor, images: torch.Tensor | None = None,
                 annotations: torch.Tensor | None = None, **loss_kwargs) -> tuple[torch.Tensor, dict[str, float]]:

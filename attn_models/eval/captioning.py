@@ -72,8 +72,14 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
     from attn_models.data.scenes import object_recall
 
     hyps, named, total, corr, base = [], 0, 0, [], []
-    for s in tqdm(scenes, disable=not progress, desc="captioning", mininterval=5):
-        cap = model.caption(Image.fromarray(s.image), beam_size=beam_size, max_len=max_len)
+    model.eval()
+    annotations = None
+    for i, s in enumerate(tqdm(scenes, disable=not progress, desc="captioning", mininterval=5)):
+        if i % 100 == 0:  # the encoder runs batched; beam search runs per image
+            with torch.no_grad():
+                x = torch.cat([model.preprocess(Image.fromarray(t.image)) for t in scenes[i:i + 100]])
+                annotations = model.encode(x)
+        cap = model.caption_annotations(annotations[i % 100:i % 100 + 1], beam_size=beam_size, max_len=max_len)
         hyps.append(cap.words)
         n, t = object_recall(s, cap.words)
         named, total = named + n, total + t
