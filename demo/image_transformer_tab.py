@@ -1,8 +1,471 @@
-"""Placeholder until this tab's issue lands."""
+"""Image Transformer tab: sample with the image streamed while it is generated, complete a partly hidden
+image, and inspect a generated pixel's query block, memory block and real attention weights (Fig. 3 of
+Parmar et al. 2018), plus an animation of the generation order."""
 from __future__ import annotations
 
-import gradio as gr
+import math
+import threading
 
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+from attn_models import load
+from attn_models.data import CLASS_NAMES
+from attn_models.layers.local_attention import (
+    VIS_BLOCK,
+    VIS_MASKED,
+    VIS_MEMORY,
+    VIS_OUTSIDE,
+    VIS_QUERY,
+    generation_rank,
+    visibility,
+)
+from demo.explorer_tab import legend_html
+from demo.gpu import gpu_handler
+from demo.render import colorize, save_animation
+
+MODEL_NAMES = {"local1d": "image-transformer-1d-fashion-mnist", "local2d": "image-transformer-2d-fashion-mnist"}
+MODEL_CHOICES = [("Local 1D attention", "local1d"), ("Local 2D attention", "local2d")]
+EACH_CLASS = -1
+CLASS_CHOICES = [("one of each class", EACH_CLASS)] + [(name, i) for i, name in enumerate(CLASS_NAMES)]
+MAX_COUNT = 16          # samples per request in the UI (the model allows more; the CPU does not)
+MAX_COMPLETIONS = 8
+SAMPLE_PX = 168         # displayed size of a 28x28 sample (6x, nearest neighbour)
+INSPECT_PX = 448
+UNKNOWN = np.array([72, 60, 110], np.uint8)   # not generated yet / hidden: a muted violet, unlike black
+ANIMATION_FRAMES = 40
+
+_models: dict[str, torch.nn.Module] = {}
+_models_lock = threading.Lock()
+_device = "cpu"
+
+
+def use_model(kind: str, model: torch.nn.Module | None) -> None:
+    """Serve ``model`` for ``kind`` instead of the registry's weights (tests, notebooks); None restores."""
+    with _models_lock:
+        if model is None:
+            _models.pop(kind, None)
+        else:
+            _models[kind] = model
+
+
+def get_model(kind: str):
+    if kind not in MODEL_NAMES:
+        raise gr.Error(f"model must be one of {list(MODEL_NAMES)}, got {kind!r}")
+    with _models_lock:
+        if kind in _models:
+            return _models[kind]
+    try:
+        return load(MODEL_NAMES[kind], device=_device)
+    except Exception as e:  # missing weights, no network, corrupt file: say so, keep serving
+        raise gr.Error(f"could not load {MODEL_NAMES[kind]}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+def _whole(name: str, value, lo: int, hi: int) -> int:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(f) or f != round(f) or not lo <= f <= hi:
+        raise gr.Error(f"{name} must be a whole number between {lo} and {hi}, got {value!r}")
+    return int(round(f))
+
+
+def _temperature(value) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"temperature must be a number, got {value!r}") from None
+    if not math.isfinite(t) or t <= 0:
+        raise gr.Error(f"temperature must be a number > 0, got {value!r}")
+    if t > 10:
+        raise gr.Error(f"temperature must be at most 10, got {t}")
+    return t
+
+
+def _labels(model, cls, n: int):
+    if not model.class_conditional:
+        return None
+    cls = _whole("class", EACH_CLASS if cls is None else cls, EACH_CLASS, len(CLASS_NAMES) - 1)
+    if cls == EACH_CLASS:
+        return np.arange(n) % model.num_classes
+    return np.full(n, cls)
+
+
+def _caption(labels, k: int, prefix: str = "") -> str:
+    name = "" if labels is None else CLASS_NAMES[int(labels[k])]
+    return f"{prefix}{name}".strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+def grid_picture(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, C) -> RGB (H, W*C, 3) on the model's position grid: each channel is its own cell, drawn
+    in its colour (C=3) or grey (C=1)."""
+    h, w, c = image.shape
+    if c == 1:
+        return np.repeat(image, 3, axis=-1)
+    cells = image.reshape(h, w * c)
+    out = np.zeros((h, w * c, 3), np.uint8)
+    for ch in range(c):
+        out[:, ch::c, ch % 3] = cells[:, ch::c]
+    return out
+
+
+def partial_picture(image: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """Grid picture with the positions not generated yet (``done`` False) in the UNKNOWN colour."""
+    pic = grid_picture(image)
+    h, w, c = image.shape
+    pic[~np.broadcast_to(done, image.shape).reshape(h, w * c)] = UNKNOWN
+    return pic
+
+
+def enlarge_to(pic: np.ndarray, size: int) -> np.ndarray:
+    s = max(1, size // max(pic.shape[:2]))
+    return pic.repeat(s, 0).repeat(s, 1)
+
+
+def scale_of(grid_hw: tuple[int, int], size: int) -> int:
+    return max(1, size // max(grid_hw))
+
+
+def fig3_picture(image: np.ndarray, codes: np.ndarray, size: int = INSPECT_PX) -> np.ndarray:
+    """The paper's Fig. 3 on a real image: memory tinted light blue, the query's block blue, positions of
+    the window generated later hatched, the rest dimmed, the query red."""
+    pic = grid_picture(image).astype(np.float32)
+    tint = {VIS_MEMORY: (158, 202, 225), VIS_BLOCK: (49, 130, 189), VIS_QUERY: (222, 45, 38)}
+    out = pic * 0.3  # outside the window: dimmed
+    for code, colour in tint.items():
+        sel = codes == code
+        keep = 0.25 if code == VIS_BLOCK else 0.45  # the block darker, so it stands apart from the memory
+        out[sel] = pic[sel] * keep + np.array(colour, np.float32) * (1 - keep)
+    out[codes == VIS_QUERY] = (222, 45, 38)
+    masked = codes == VIS_MASKED
+    out[masked] = pic[masked] * 0.5 + 60
+    s = scale_of(codes.shape, size)
+    big = out.round().clip(0, 255).astype(np.uint8).repeat(s, 0).repeat(s, 1)
+    yy, xx = np.mgrid[0 : big.shape[0], 0 : big.shape[1]]
+    stripes = ((xx + yy) // max(2, s // 3)) % 2 == 0
+    big[masked.repeat(s, 0).repeat(s, 1) & stripes] = (200, 200, 200)
+    return big
+
+
+def attention_picture(image: np.ndarray, weights: np.ndarray, row: int, gcol: int, size: int = INSPECT_PX
+                      ) -> np.ndarray:
+    """Attention weights (H, W*C) as a heat map over the grid picture; cells stay blocky (exact positions)."""
+    base = grid_picture(image).astype(np.float32)
+    heat = colorize(weights, cmap="inferno").astype(np.float32)
+    seen = (weights > 0)[..., None]
+    out = np.where(seen, base * 0.25 + heat * 0.75, base * 0.2)
+    out = out.round().astype(np.uint8)
+    out[row, gcol] = (0, 255, 255)  # the query, in a colour the colormap does not use
+    return enlarge_to(out, size)
+
+
+def heads_strip(image: np.ndarray, weights: np.ndarray, size: int = 160) -> np.ndarray:
+    """One small heat map per head, side by side with a gap."""
+    tiles = [enlarge_to(colorize(w, cmap="inferno"), size) for w in weights]
+    gap = np.full((tiles[0].shape[0], 6, 3), 255, np.uint8)
+    parts = []
+    for t in tiles:
+        parts += [t, gap]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def order_frames(image: np.ndarray, pattern, frames: int = ANIMATION_FRAMES, size: int = 224) -> list[np.ndarray]:
+    """Frames revealing ``image`` in the model's generation order (block-raster for local 2D)."""
+    h, w, c = image.shape
+    rank = generation_rank(h, w, c, pattern).numpy().reshape(h, w * c)
+    n = h * w * c
+    out = []
+    for k in np.linspace(0, n, frames + 1)[1:]:
+        done = (rank < k).reshape(h, w, c)
+        out.append(enlarge_to(partial_picture(image, done), size))
+    return out + [out[-1]] * 5  # hold the finished image
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample (streamed) and complete
+# ---------------------------------------------------------------------------------------------
+
+@gpu_handler
+def sample(kind, cls, temperature, seed, count, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+    """Stream partial samples while they are generated; the last yield holds the finished images."""
+    m = get_model(kind)
+    t = _temperature(temperature)
+    seed = _whole("seed", seed, 0, 2**31 - 1)
+    n = _whole("count", count, 1, MAX_COUNT)
+    labels = _labels(m, cls, n)
+    h, w, c = m.image_shape
+    total = h * w * c
+    try:
+        stream = m.sample_stream(n, labels=labels, temperature=t, seed=seed)
+        images = None
+        for images, done in stream:
+            k = int(np.broadcast_to(done, m.image_shape).sum())
+            progress(k / total, desc=f"generated {k} of {total} positions")
+            gallery = [(enlarge_to(partial_picture(images[i], done), SAMPLE_PX), _caption(labels, i))
+                       for i in range(n)]
+            status = f"Generating… {k}/{total} positions ({MODEL_NAMES[kind]})" if k < total else (
+                f"Done: {n} sample(s) from **{MODEL_NAMES[kind]}**, temperature {t:g}, seed {seed}. "
+                "Click an image to inspect its attention.")
+            state = gr.skip() if k < total else {"kind": kind, "images": images, "labels": labels}
+            yield gallery, status, state
+    except ValueError as e:
+        raise gr.Error(str(e)) from None
+
+
+def to_model_image(m, image) -> tuple[np.ndarray, str]:
+    """Any uploaded picture -> uint8 (H, W, C) of the model's size and channels, plus a note of what changed."""
+    if image is None:
+        raise gr.Error("upload an image or pick a Fashion-MNIST test image first")
+    arr = np.asarray(image)
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise gr.Error(f"expected an image, got an array of shape {arr.shape}")
+    h, w, c = m.image_shape
+    ih, iw = arr.shape[:2]
+    if min(ih, iw) < 4:
+        raise gr.Error(f"image is {iw}x{ih} pixels: too small to resize to {w}x{h}")
+    if max(ih / iw, iw / ih) > 4 * max(h / w, w / h):
+        raise gr.Error(f"image is {iw}x{ih} pixels: too far from the model's {w}x{h} shape to resize")
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    pil = Image.fromarray(arr).convert("L" if c == 1 else "RGB")
+    notes = []
+    if (iw, ih) != (w, h):
+        pil = pil.resize((w, h), Image.LANCZOS)
+        notes.append(f"resized from {iw}x{ih} to {w}x{h}")
+    out = np.asarray(pil, dtype=np.uint8).reshape(h, w, c)
+    if c == 1:
+        border = np.concatenate([out[0], out[-1], out[:, 0], out[:, -1]])
+        if border.mean() > 127:  # Fashion-MNIST items are light on black: flip dark-on-light pictures
+            out = 255 - out
+            notes.append("inverted (light background) to match Fashion-MNIST")
+    return out, "; ".join(notes)
+
+
+def known_rows(m, rows: int) -> np.ndarray:
+    """Bool (H, W, C): the longest prefix in generation order that lies inside the first ``rows`` rows
+    (all of them for 1D; whole block rows for local 2D, which generates block by block)."""
+    h, w, c = m.image_shape
+    rank = generation_rank(h, w, c, m.pattern).numpy().reshape(h, w * c)
+    cut = rank[rows:].min() if rows < h else rank.size
+    return (rank < cut).reshape(h, w, c)
+
+
+@gpu_handler
+def complete(kind, image, rows, count, cls, temperature, seed):
+    """Keep the first rows of ``image`` and sample the rest, ``count`` times."""
+    m = get_model(kind)
+    h, w, c = m.image_shape
+    rows = _whole("rows to keep", rows, 0, h - 1)
+    n = _whole("number of completions", count, 1, MAX_COMPLETIONS)
+    t = _temperature(temperature)
+    seed = _whole("seed", seed, 0, 2**31 - 1)
+    labels = _labels(m, cls, n)
+    prefix, note = to_model_image(m, image)
+    known = known_rows(m, rows)
+    try:
+        with torch.inference_mode():
+            images = m.sample(n, labels=labels, temperature=t, seed=seed,
+                              prefix=np.broadcast_to(prefix, (n, h, w, c)).copy(), known=known)
+    except ValueError as e:
+        raise gr.Error(str(e)) from None
+    kept = int(known.any(axis=(1, 2)).sum()) if known.any() else 0
+    gallery = [(enlarge_to(partial_picture(prefix, known), SAMPLE_PX), "kept (violet = to complete)"),
+               (enlarge_to(grid_picture(prefix), SAMPLE_PX), "original")]
+    gallery += [(enlarge_to(grid_picture(images[i]), SAMPLE_PX), _caption(labels, i, "completion: "))
+                for i in range(n)]
+    status = (f"Kept {int(known.sum())} of {known.size} positions (rows 0–{kept - 1 if kept else 0})"
+              + (f"; {note}" if note else "") + f". {n} completion(s), temperature {t:g}, seed {seed}.")
+    if m.pattern.kind == "local2d" and int(known.sum()) != rows * w * c:
+        status += (" Local 2D generates block by block, so only whole block rows "
+                   f"({m.pattern.block_h} rows each) form a prefix in generation order.")
+    # Aligned with the gallery: kept prefix, original, completions (the first two both inspect the original).
+    state = {"kind": kind, "images": np.concatenate([prefix[None], prefix[None], images]),
+             "labels": None if labels is None else np.concatenate([labels[:1], labels[:1], labels])}
+    return gallery, status, state
+
+
+def pick_test_image(index):
+    from attn_models.data import load_fashion_mnist
+
+    try:
+        images, labels = load_fashion_mnist("test", download=False)
+    except FileNotFoundError as e:
+        raise gr.Error(str(e)) from None
+    i = _whole("test image index", index, 0, len(images) - 1)
+    return np.repeat(images[i][..., None], 3, axis=-1), int(labels[i])
+
+
+# ---------------------------------------------------------------------------------------------
+# Inspect
+# ---------------------------------------------------------------------------------------------
+
+def choose(results, evt: gr.SelectData):
+    """A click on a gallery item: make that image the one to inspect (state images align with the gallery)."""
+    if not results:
+        raise gr.Error("generate or complete images first")
+    idx = evt.index if isinstance(evt.index, int) else evt.index[0]
+    k = min(max(0, int(idx)), len(results["images"]) - 1)
+    label = None if results["labels"] is None else int(results["labels"][k])
+    return {"kind": results["kind"], "image": results["images"][k], "label": label}
+
+
+def inspect(target, row, col, channel, layer, head):
+    """Fig. 3 of the query (row, col, channel) on the chosen image, and its attention weights."""
+    if not target:
+        raise gr.Error("pick an image first: click one in the gallery above")
+    m = get_model(target["kind"])
+    h, w, c = m.image_shape
+    row, col = _whole("row", row, 0, h - 1), _whole("column", col, 0, w - 1)
+    channel = _whole("channel", channel, 0, c - 1)
+    layer = _whole("layer", layer, 1, m.num_layers) - 1
+    image = np.asarray(target["image"], dtype=np.uint8).reshape(h, w, c)
+    q = (row * w + col) * c + channel
+    codes = visibility(h, w, c, m.pattern, q)
+    with torch.inference_mode():
+        weights = m.query_attention(image, target["label"], row, col, channel, layer)  # (heads, H, W*C)
+    if head in (None, "mean"):
+        shown, which = weights.mean(0), "mean over heads"
+    else:
+        hd = _whole("head", head, 0, m.num_heads - 1)
+        shown, which = weights[hd], f"head {hd}"
+    gcol = col * c + channel
+    n_vis = int((codes != VIS_OUTSIDE).sum() - (codes == VIS_MASKED).sum())
+    top = np.unravel_index(np.argmax(shown), shown.shape)
+    text = (f"Query row {row}, column {col}" + (f", channel {channel}" if c > 1 else "")
+            + f" — may attend **{n_vis}** positions ({m.pattern.kind}). Layer {layer + 1} of {m.num_layers}, "
+            f"{which}: largest weight {shown.max():.3f} at row {top[0]}, column {top[1] // c}; weight inside "
+            f"the visible window {shown[(codes != VIS_OUTSIDE) & (codes != VIS_MASKED)].sum():.3f}. "
+            "Keys carry the value of the position generated just before them (the input is shifted).")
+    return (fig3_picture(image, codes), attention_picture(image, shown, row, gcol), heads_strip(image, weights),
+            text)
+
+
+def inspect_click(target, channel, layer, head, evt: gr.SelectData):
+    if not target:
+        raise gr.Error("pick an image first: click one in the gallery above")
+    m = get_model(target["kind"])
+    h, w, c = m.image_shape
+    s = scale_of((h, w * c), INSPECT_PX)
+    x, y = evt.index
+    row, gcol = min(int(y) // s, h - 1), min(int(x) // s, w * c - 1)
+    col, channel = gcol // c, gcol % c
+    return (*inspect(target, row, col, channel, layer, head), row, col, channel)
+
+
+def animate(target):
+    if not target:
+        raise gr.Error("pick an image first: click one in the gallery above")
+    m = get_model(target["kind"])
+    image = np.asarray(target["image"], dtype=np.uint8).reshape(m.image_shape)
+    return save_animation(order_frames(image, m.pattern), fps=12, suffix=".gif")
+
+
+def refresh_inspect_controls(target):
+    """Layer/head/channel choices follow the model of the chosen image."""
+    if not target:
+        return gr.skip(), gr.skip(), gr.skip()
+    m = get_model(target["kind"])
+    heads = ["mean"] + [str(i) for i in range(m.num_heads)]
+    return (gr.update(maximum=m.num_layers), gr.update(choices=heads),
+            gr.update(maximum=m.image_shape[2] - 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+# ---------------------------------------------------------------------------------------------
 
 def build(device: str) -> None:
-    gr.Markdown("This tab is under construction.")
+    global _device
+    _device = device
+    gr.Markdown(
+        "### Image Transformer (Parmar et al. 2018)\n"
+        "An autoregressive transformer that generates an image one channel of one pixel at a time. Each "
+        "position attends only a local window of earlier positions: **local 1D** uses the previous positions "
+        "in raster order, **local 2D** generates block by block and attends a flange of rows above and "
+        "columns left/right. Pixels appear below while they are generated; violet = not generated yet."
+    )
+    with gr.Row():
+        kind = gr.Radio(MODEL_CHOICES, value="local1d", label="Model")
+        cls = gr.Dropdown(CLASS_CHOICES, value=EACH_CLASS, label="Class")
+        temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
+        seed = gr.Number(0, precision=0, minimum=0, label="Seed")
+    sample_results = gr.State(None)
+    complete_results = gr.State(None)
+    target = gr.State(None)
+    with gr.Tab("Sample"):
+        with gr.Row():
+            count = gr.Slider(1, MAX_COUNT, value=4, step=1, label="How many")
+            sample_btn = gr.Button("Sample", variant="primary", elem_id="imt-sample-btn")
+        sample_gallery = gr.Gallery(label="Samples (click one to inspect)", columns=8, height="auto",
+                                    format="png", elem_id="imt-samples", allow_preview=False)
+        sample_status = gr.Markdown(elem_id="imt-sample-status")
+    with gr.Tab("Complete"):
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.Image(label="Image to complete (upload, paste, or pick below)", type="numpy",
+                                  sources=["upload", "clipboard"], height=240, elem_id="imt-upload")
+                with gr.Row():
+                    test_index = gr.Number(0, precision=0, minimum=0, maximum=9999,
+                                           label="Fashion-MNIST test image #")
+                    pick_btn = gr.Button("Use test image")
+            with gr.Column(scale=1):
+                rows = gr.Slider(0, 27, value=14, step=1, label="Rows to keep")
+                n_complete = gr.Slider(1, MAX_COMPLETIONS, value=4, step=1, label="Completions")
+                complete_btn = gr.Button("Complete", variant="primary", elem_id="imt-complete-btn")
+        complete_gallery = gr.Gallery(label="Completions (click one to inspect)", columns=8, height="auto",
+                                      format="png", elem_id="imt-completions", allow_preview=False)
+        complete_status = gr.Markdown()
+    gr.Markdown("### Inspect a pixel\nClick an image in a gallery above, then click a pixel of it below.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=240):
+            layer = gr.Slider(1, 8, value=1, step=1, label="Layer")
+            head = gr.Dropdown(["mean"], value="mean", label="Head", allow_custom_value=True)
+            with gr.Row():
+                q_row = gr.Number(14, precision=0, minimum=0, label="Row")
+                q_col = gr.Number(14, precision=0, minimum=0, label="Column")
+                q_channel = gr.Number(0, precision=0, minimum=0, maximum=0, label="Channel")
+            anim_btn = gr.Button("Animate the generation order")
+            animation = gr.Image(label="Generation order (GIF)", type="filepath", height=240,
+                                 elem_id="imt-animation", interactive=False)
+        with gr.Column(scale=3):
+            with gr.Row():
+                fig3 = gr.Image(label="Query block, memory and masked positions (click a pixel)", format="png",
+                                interactive=False, elem_id="imt-fig3")
+                attn = gr.Image(label="Attention weights of the query", format="png", interactive=False,
+                                elem_id="imt-attention")
+            gr.HTML(legend_html())
+            heads_img = gr.Image(label="Every head of this layer", format="png", interactive=False, height=180)
+            inspect_text = gr.Markdown()
+
+    sample_btn.click(sample, [kind, cls, temperature, seed, count], [sample_gallery, sample_status, sample_results],
+                     api_name="imt_sample", concurrency_limit=1, concurrency_id="imt")
+    complete_btn.click(complete, [kind, upload, rows, n_complete, cls, temperature, seed],
+                       [complete_gallery, complete_status, complete_results], api_name="imt_complete",
+                       concurrency_limit=1, concurrency_id="imt")
+    pick_btn.click(pick_test_image, test_index, [upload, cls], api_visibility="private")
+
+    inspect_inputs = [target, q_row, q_col, q_channel, layer, head]
+    inspect_outputs = [fig3, attn, heads_img, inspect_text]
+
+    for gallery, results in ((sample_gallery, sample_results), (complete_gallery, complete_results)):
+        gallery.select(choose, results, target, api_visibility="private").then(
+            refresh_inspect_controls, target, [layer, head, q_channel], api_visibility="private").then(
+            inspect, inspect_inputs, inspect_outputs, api_visibility="private")
+    fig3.select(inspect_click, [target, q_channel, layer, head], inspect_outputs + [q_row, q_col, q_channel],
+                api_visibility="private")
+    gr.on([layer.release, head.change, q_row.submit, q_col.submit, q_channel.submit], inspect, inspect_inputs,
+          inspect_outputs, api_visibility="private", trigger_mode="always_last")
+    anim_btn.click(animate, target, animation, api_visibility="private")

@@ -1,8 +1,6 @@
 """Attention explorer tab: handlers in-process, then the endpoints through gradio_client on the launched app."""
 from __future__ import annotations
 
-import math
-
 import gradio as gr
 import numpy as np
 import pytest
@@ -143,11 +141,11 @@ def test_explorer_endpoints(client):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("change", [dict(h=0), dict(block_w=math.nan), dict(query_len=10**9), dict(kind="x")])
+@pytest.mark.parametrize("change", [dict(h=0), dict(block_w=10**6), dict(flange_h=-1), dict(query_len=10**9), dict(kind="x")])
 def test_explorer_bad_input_gives_error_and_server_keeps_serving(client, change):
     from gradio_client.exceptions import AppError
 
-    with pytest.raises((AppError, ValueError)) as info:
+    with pytest.raises(AppError) as info:
         client.predict(*args({**CFG_2D, **change}), 0, 0, 0, api_name="/explorer_visibility")
     assert "must" in str(info.value) or "value" in str(info.value).lower()
     *_, r, c, ch = client.predict(*args(CFG_2D), 1, 1, 0, api_name="/explorer_visibility")
