@@ -179,7 +179,7 @@ class ImageTransformer(nn.Module, PyTorchModelHubMixin):
             arr = arr[..., None]
         if arr.ndim != 4 or arr.shape[1:] != self.image_shape:
             raise ValueError(f"{name} must have shape (N, {self.H}, {self.W}, {self.C}), got {arr.shape}")
-        return torch.from_numpy(np.ascontiguousarray(arr)).reshape(arr.shape[0], -1).long()
+        return torch.from_numpy(arr.astype(np.int64)).reshape(arr.shape[0], -1)  # astype copies: writable
 
     def _check_labels(self, labels, n: int) -> torch.Tensor | None:
         if not self.class_conditional:

@@ -204,6 +204,9 @@ def block_index(h: int, w: int, c: int, pattern: AttentionPattern) -> BlockIndex
         qi = torch.where((qr < h) & (qc < wc), qr * wc + qc, n)
         ki = torch.where((kr >= 0) & (kr < h) & (kc >= 0) & (kc < wc), kr * wc + kc, n)
     mask = (qi[:, :, None] < n) & (ki[:, None, :] < n) & (rank[ki][:, None, :] <= rank[qi][:, :, None])
+    # Padding queries (outside the image) would have no visible key; let them see the padding keys (their
+    # blocks always have some) so that no softmax row is empty. Their outputs are dropped.
+    mask |= (qi[:, :, None] == n) & (ki[:, None, :] == n)
     flat = qi.reshape(-1)
     inverse = torch.empty(n, dtype=torch.long)
     real = flat < n
@@ -257,12 +260,13 @@ def local_attention(q, k, v, h, w, c, pattern, return_weights=False):
         x = F.pad(x, pad)
         return x.index_select(2, index.reshape(-1)).unflatten(2, index.shape)
 
-    qb, kb, vb = gather(q, qi), gather(k, ki), gather(v, ki)
-    scores = (qb @ kb.transpose(-1, -2)) / math.sqrt(q.shape[-1])  # (B, H, nb, Q, M)
-    # finfo.min rather than -inf: padding queries have no visible key, and -inf rows would give NaN gradients.
-    weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(-1)
+    qb, kb, vb = gather(q, qi), gather(k, ki), gather(v, ki)  # (B, H, nb, Q|M, d)
+    if not return_weights:
+        # fused kernel: same masked softmax, without materialising the weights for backward
+        outb = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask)
+        return outb.flatten(2, 3).index_select(2, idx.inverse.to(dev))
+    scores = (qb * q.shape[-1] ** -0.5) @ kb.transpose(-1, -2)  # (B, H, nb, Q, M)
+    weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)
     outb = weights @ vb  # (B, H, nb, Q, d)
     out = outb.flatten(2, 3).index_select(2, idx.inverse.to(dev))
-    if not return_weights:
-        return out
     return out, BlockedWeights(weights, idx.query_index, idx.key_index, n)
