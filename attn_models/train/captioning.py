@@ -79,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reinforce-weight", type=float, default=1.0)
     p.add_argument("--entropy-weight", type=float, default=0.01)
     p.add_argument("--expect-prob", type=float, default=0.5, help="hard: P(use expected context)")
+    p.add_argument("--targets", choices=["canonical", "all"], default="canonical",
+                   help="fashion-scenes: train on the reading-order caption, or on a random reference")
+    p.add_argument("--eval-items", type=int, default=2000, help="encoder stage: validation items")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 (decoder), 2e-3 (encoder)")
     p.add_argument("--steps", type=int, default=10000)
@@ -87,6 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--feature-pool", type=int, default=0,
                    help="decoder on scenes: encode this many training scenes once and sample batches from "
                         "them (the encoder is frozen, so this only saves time); 0 = fresh scenes every step")
+    p.add_argument("--pool-cache", help="safetensors file to reuse the encoded pool between runs "
+                   "(same --encoder-from, --seed and --feature-pool)")
+    p.add_argument("--pool-only", action="store_true", help="build --pool-cache and exit")
     p.add_argument("--min-count", type=int, default=5, help="karpathy: vocabulary min word count")
     p.add_argument("--max-words", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
@@ -204,7 +210,8 @@ def train_encoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) ->
     # validation: Fashion-MNIST *test* images, so the accuracy says how well the features generalise
     # (only reported; nothing is selected on it)
     test_images, test_labels = load_fashion_mnist("test")
-    val = item_canvases(np.random.default_rng(VAL_SEED), test_images, test_labels, 2000, args.pretrain_canvas)
+    val = item_canvases(np.random.default_rng(VAL_SEED), test_images, test_labels, args.eval_items,
+                        args.pretrain_canvas)
     t0, last_ckpt = time.time() - elapsed, time.time()
     bar = tqdm(total=args.steps, initial=step, disable=not accelerator.is_main_process, desc="encoder",
                mininterval=5)
@@ -297,11 +304,21 @@ class ScenePool:
     def __init__(self, model: ShowAttendTell, args, device):
         scenes = fashion_scenes("train", args.feature_pool, args.seed)
         self.captions = [s.captions for s in scenes]
+        cache = Path(args.pool_cache) if args.pool_cache else None
+        if cache is not None and cache.exists():  # written by an earlier run with the same encoder
+            self.features = load_file(str(cache))["features"]
+            if self.features.shape[0] != len(scenes):
+                raise SystemExit(f"{cache} holds {self.features.shape[0]} scenes, not --feature-pool {len(scenes)}")
+            return
         chunks = []
         with torch.no_grad():
             for i in tqdm(range(0, len(scenes), 256), desc="encoding pool", mininterval=10):
                 chunks.append(model.encode(images_tensor(scenes[i:i + 256]).to(device)).half().cpu())
         self.features = torch.cat(chunks)  # (N, L, D) float16
+        if cache is not None:
+            tmp = cache.with_suffix(".tmp")
+            save_file({"features": self.features}, str(tmp))
+            tmp.replace(cache)
 
     def batch(self, rng: np.random.Generator, size: int):
         idx = rng.integers(0, len(self.captions), size=size)
@@ -340,6 +357,8 @@ def train_decoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) ->
         images, labels = load_fashion_mnist("train")
     raw = accelerator.unwrap_model(model)
     pool = ScenePool(raw, args, device) if args.data == "fashion-scenes" and args.feature_pool > 0 else None
+    if args.pool_only:
+        return
     val = fashion_scenes("train", args.eval_scenes, VAL_SEED) if args.data == "fashion-scenes" else None
     t0, last_ckpt = time.time() - elapsed, time.time()
     bar = tqdm(total=args.steps, initial=step, disable=not accelerator.is_main_process, desc=args.name,
@@ -372,7 +391,10 @@ def train_decoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) ->
             except (StopIteration, TypeError):
                 loader_iter = iter(loader)
                 x, refs = next(loader_iter)
-        chosen = [r[int(rng.integers(len(r)))] for r in refs]  # one reference per image per step
+        if args.data == "fashion-scenes" and args.targets == "canonical":
+            chosen = [r[0] for r in refs]  # the reading-order caption (scenes.py says why)
+        else:
+            chosen = [r[int(rng.integers(len(r)))] for r in refs]  # one reference per image per step
         tokens = raw.tokenize(chosen, args.max_words).to(device)
         loss, stats = model(tokens, images=x, annotations=feats, ds_lambda=args.ds_lambda, reinforce=rstate,
                             reinforce_weight=args.reinforce_weight, entropy_weight=args.entropy_weight,

@@ -1,0 +1,97 @@
+"""The training script end to end on tiny settings, and the Karpathy-JSON captions dataset."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from attn_models.captioning.model import ShowAttendTell
+from attn_models.data.captions import SPECIALS, KarpathyCaptions, build_vocab
+from attn_models.train import captioning as train
+
+TINY = ["--encoder-channels", "8", "--embed-dim", "8", "--hidden-dim", "16", "--attn-dim", "8",
+        "--batch-size", "4", "--threads", "1", "--eval-every", "1000", "--eval-scenes", "3", "--eval-items", "20"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def log_records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_encoder_then_decoder_resume_and_export(tmp_path, fashion_mnist):
+    ck = str(tmp_path / "ck")
+    train.main(["--stage", "encoder", "--name", "enc", "--checkpoint-dir", ck, "--steps", "3",
+                "--pretrain-canvas", "32", *TINY])
+    enc = tmp_path / "ck" / "enc" / "encoder.safetensors"
+    assert enc.exists()
+    common = ["--attention", "hard", "--name", "dec", "--checkpoint-dir", ck, "--encoder-from", str(enc),
+              "--feature-pool", "12", "--pool-cache", str(tmp_path / "pool.safetensors"), *TINY]
+    train.main([*common, "--steps", "2"])
+    assert (tmp_path / "pool.safetensors").exists()
+    train.main([*common, "--steps", "4", "--resume", "--export", str(tmp_path / "w")])
+    info = json.loads((tmp_path / "ck" / "dec" / "train_info.json").read_text())
+    assert info["steps"] == 4  # resumed at 2, not restarted
+    m = ShowAttendTell.from_pretrained(tmp_path / "w").eval()
+    assert m.attention_kind == "hard"
+    # the encoder stayed frozen: the exported encoder is the pretrained one
+    saved = load_file(str(enc))
+    for k, v in m.encoder.state_dict().items():
+        assert torch.equal(v, saved[k]), k
+    cap = m.caption(Image.new("RGB", (96, 96)), beam_size=2, max_len=5)
+    assert cap.alphas.shape[1:] == m.grid_hw
+
+
+@pytest.fixture()
+def karpathy_fixture(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    (root / "train2014").mkdir(parents=True)
+    images = []
+    for i, split in enumerate(["train", "train", "restval", "val", "test"]):
+        name = f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(root / "train2014" / name)
+        images.append({"filepath": "train2014", "filename": name, "split": split, "imgid": i,
+                       "sentences": [{"tokens": ["a", "dog", "runs"], "raw": "A dog runs."},
+                                     {"tokens": ["A", "red", "dog"], "raw": "A red dog"}]})
+    images.append({"filepath": "train2014", "filename": "img0.png", "split": "train", "sentences": []})
+    path = tmp_path / "dataset_coco.json"
+    path.write_text(json.dumps({"images": images, "dataset": "coco"}))
+    return path, root
+
+
+def test_karpathy_dataset(karpathy_fixture):
+    path, root = karpathy_fixture
+    ds = KarpathyCaptions(path, root, "train", image_size=32)
+    assert len(ds) == 3  # train + restval, images without sentences skipped
+    x, caps = ds[0]
+    assert x.shape == (3, 32, 32) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert caps == [["a", "dog", "runs"], ["a", "red", "dog"]]  # lower-cased
+    assert len(KarpathyCaptions(path, root, "val")) == 1 and len(KarpathyCaptions(path, root, "test")) == 1
+    vocab = build_vocab(ds.captions(), min_count=2)
+    assert vocab[:4] == list(SPECIALS) and set(vocab[4:]) == {"a", "dog", "red", "runs"}
+    assert build_vocab(ds.captions(), min_count=4)[4:] == ["a", "dog"]
+    with pytest.raises(ValueError):
+        KarpathyCaptions(path, root, "bogus")
+    bad = path.parent / "bad.json"
+    bad.write_text("[]")
+    with pytest.raises(ValueError):
+        KarpathyCaptions(bad, root)
+
+
+def test_train_on_karpathy_json(tmp_path, karpathy_fixture):
+    path, root = karpathy_fixture
+    train.main(["--data", "karpathy", "--karpathy-json", str(path), "--image-root", str(root),
+                "--image-size", "32", "--min-count", "1", "--name", "k", "--checkpoint-dir", str(tmp_path / "ck"),
+                "--steps", "3", "--export", str(tmp_path / "w"), *TINY])
+    m = ShowAttendTell.from_pretrained(tmp_path / "w").eval()
+    assert "dog" in m.vocab and m.grid_hw == (4, 4)
+    assert m.caption(Image.open(root / "train2014" / "img0.png"), max_len=4).alphas.shape[1:] == (4, 4)
