@@ -3,6 +3,7 @@
     python -m attn_models.eval.image_transformer image-transformer-1d-fashion-mnist
     python -m attn_models.eval.image_transformer image-transformer-1d-fashion-mnist --limit 500   # quick check
     python -m attn_models.eval.image_transformer NAME --figures weights/NAME   # + sample grid and completions
+    python -m attn_models.eval.image_transformer NAME --path checkpoints/NAME   # a training checkpoint instead
 
 Baseline: the per-position marginal, i.e. an independent 256-way histogram for every position estimated on the
 60,000 training images (add-one smoothing), scored on the same test images.
@@ -28,8 +29,7 @@ def marginal_baseline_bpd(train_x: np.ndarray, test_x: np.ndarray, alpha: float 
     tr = train_x.reshape(len(train_x), -1)
     te = test_x.reshape(len(test_x), -1)
     d = tr.shape[1]
-    counts = np.zeros((d, 256), dtype=np.float64)
-    np.add.at(counts, (np.broadcast_to(np.arange(d), tr.shape), tr), 1.0)
+    counts = np.bincount((np.arange(d) * 256 + tr).ravel(), minlength=d * 256).reshape(d, 256).astype(np.float64)
     logp = np.log(counts + alpha) - np.log(len(tr) + 256 * alpha)
     return float(-logp[np.arange(d)[None, :], te].mean() / math.log(2))
 
@@ -51,6 +51,7 @@ def main(argv=None) -> dict:
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default="cpu")
     p.add_argument("--source", default="local", choices=("auto", "local", "hub"))
+    p.add_argument("--path", default=None, help="load config.json + model.safetensors from this folder instead")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--json", default=None, help="write the results to this JSON file")
@@ -62,7 +63,12 @@ def main(argv=None) -> dict:
     from attn_models import load
     from attn_models.data import load_fashion_mnist
 
-    model = load(args.name, device=args.device, source=args.source)
+    if args.path:
+        from attn_models.autoregressive.model import ImageTransformer
+        from attn_models.device import resolve_device
+        model = ImageTransformer.from_pretrained(args.path).to(resolve_device(args.device)).eval()
+    else:
+        model = load(args.name, device=args.device, source=args.source)
     train_x, _ = load_fashion_mnist("train", args.data_dir)
     test_x, test_y = load_fashion_mnist("test", args.data_dir)
     if args.limit:
