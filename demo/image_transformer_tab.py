@@ -242,7 +242,14 @@ def to_model_image(m, image) -> tuple[np.ndarray, str]:
         arr = arr[..., 0]
     pil = Image.fromarray(arr).convert("L" if c == 1 else "RGB")
     notes = []
-    if (iw, ih) != (w, h):
+    k = ih // h
+    if k > 1 and (ih, iw) == (k * h, k * w):
+        small = np.asarray(pil)[k // 2 :: k, k // 2 :: k]
+        if (small.repeat(k, 0).repeat(k, 1) == np.asarray(pil)).all():
+            # An exact nearest-neighbour enlargement (a picture saved from this tab): undo it losslessly.
+            pil = Image.fromarray(small)
+            notes.append(f"reduced {k}x (an enlarged {w}x{h} image)")
+    if pil.size != (w, h):
         pil = pil.resize((w, h), Image.LANCZOS)
         notes.append(f"resized from {iw}x{ih} to {w}x{h}")
     out = np.asarray(pil, dtype=np.uint8).reshape(h, w, c)
@@ -282,7 +289,7 @@ def complete(kind, image, rows, count, cls, temperature, seed):
     except ValueError as e:
         raise gr.Error(str(e)) from None
     kept = int(known.any(axis=(1, 2)).sum()) if known.any() else 0
-    gallery = [(enlarge_to(partial_picture(prefix, known), SAMPLE_PX), "kept (violet = to complete)"),
+    gallery = [(enlarge_to(partial_picture(prefix, known), SAMPLE_PX), "kept"),
                (enlarge_to(grid_picture(prefix), SAMPLE_PX), "original")]
     gallery += [(enlarge_to(grid_picture(images[i]), SAMPLE_PX), _caption(labels, i, "completion: "))
                 for i in range(n)]
@@ -297,6 +304,12 @@ def complete(kind, image, rows, count, cls, temperature, seed):
     return gallery, status, state
 
 
+def rows_for_model(kind, rows):
+    """The rows slider follows the chosen model's height."""
+    h = get_model(kind).image_shape[0]
+    return gr.update(maximum=h - 1, value=min(int(rows or 0), h - 1))
+
+
 def pick_test_image(index):
     from attn_models.data import load_fashion_mnist
 
@@ -305,7 +318,8 @@ def pick_test_image(index):
     except FileNotFoundError as e:
         raise gr.Error(str(e)) from None
     i = _whole("test image index", index, 0, len(images) - 1)
-    return np.repeat(images[i][..., None], 3, axis=-1), int(labels[i])
+    # Shown enlarged (exactly, nearest neighbour) so it is visible; to_model_image undoes that losslessly.
+    return enlarge_to(np.repeat(images[i][..., None], 3, axis=-1), SAMPLE_PX), int(labels[i])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,8 +342,10 @@ def inspect(target, row, col, channel, layer, head):
         raise gr.Error("pick an image first: click one in the gallery above")
     m = get_model(target["kind"])
     h, w, c = m.image_shape
-    row, col = _whole("row", row, 0, h - 1), _whole("column", col, 0, w - 1)
-    channel = _whole("channel", channel, 0, c - 1)
+    # Out-of-range positions (e.g. left over from a model of another size) are clamped, not refused.
+    row = min(_whole("row", row, 0, 10**6), h - 1)
+    col = min(_whole("column", col, 0, 10**6), w - 1)
+    channel = min(_whole("channel", channel, 0, 10**6), c - 1)
     layer = _whole("layer", layer, 1, m.num_layers) - 1
     image = np.asarray(target["image"], dtype=np.uint8).reshape(h, w, c)
     q = (row * w + col) * c + channel
@@ -350,7 +366,7 @@ def inspect(target, row, col, channel, layer, head):
             f"the visible window {shown[(codes != VIS_OUTSIDE) & (codes != VIS_MASKED)].sum():.3f}. "
             "Keys carry the value of the position generated just before them (the input is shifted).")
     return (fig3_picture(image, codes), attention_picture(image, shown, row, gcol), heads_strip(image, weights),
-            text)
+            text, row, col, channel)
 
 
 def inspect_click(target, channel, layer, head, evt: gr.SelectData):
@@ -362,7 +378,7 @@ def inspect_click(target, channel, layer, head, evt: gr.SelectData):
     x, y = evt.index
     row, gcol = min(int(y) // s, h - 1), min(int(x) // s, w * c - 1)
     col, channel = gcol // c, gcol % c
-    return (*inspect(target, row, col, channel, layer, head), row, col, channel)
+    return inspect(target, row, col, channel, layer, head)
 
 
 def animate(target):
@@ -409,25 +425,27 @@ def build(device: str) -> None:
         with gr.Row():
             count = gr.Slider(1, MAX_COUNT, value=4, step=1, label="How many")
             sample_btn = gr.Button("Sample", variant="primary", elem_id="imt-sample-btn")
-        sample_gallery = gr.Gallery(label="Samples (click one to inspect)", columns=8, height="auto",
-                                    format="png", elem_id="imt-samples", allow_preview=False)
+        sample_gallery = gr.Gallery(label="Samples (click one to inspect)", columns=8, height=220,
+                                    format="png", elem_id="imt-samples", allow_preview=False, fit_columns=False)
         sample_status = gr.Markdown(elem_id="imt-sample-status")
     with gr.Tab("Complete"):
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.Image(label="Image to complete (upload, paste, or pick below)", type="numpy",
-                                  sources=["upload", "clipboard"], height=240, elem_id="imt-upload")
+                                  sources=["upload", "clipboard"], height=240, elem_id="imt-upload",
+                                  format="png")  # lossless: the kept rows must be the picked pixels
                 with gr.Row():
                     test_index = gr.Number(0, precision=0, minimum=0, maximum=9999,
                                            label="Fashion-MNIST test image #")
-                    pick_btn = gr.Button("Use test image")
+                    pick_btn = gr.Button("Use test image", elem_id="imt-pick-btn")
             with gr.Column(scale=1):
-                rows = gr.Slider(0, 27, value=14, step=1, label="Rows to keep")
+                rows = gr.Slider(0, 27, value=14, step=1, label="Rows to keep", elem_id="imt-rows")
                 n_complete = gr.Slider(1, MAX_COMPLETIONS, value=4, step=1, label="Completions")
                 complete_btn = gr.Button("Complete", variant="primary", elem_id="imt-complete-btn")
-        complete_gallery = gr.Gallery(label="Completions (click one to inspect)", columns=8, height="auto",
-                                      format="png", elem_id="imt-completions", allow_preview=False)
-        complete_status = gr.Markdown()
+        complete_gallery = gr.Gallery(label="Completions (click one to inspect)", columns=8, height=220,
+                                      format="png", elem_id="imt-completions", allow_preview=False,
+                                      fit_columns=False)
+        complete_status = gr.Markdown(elem_id="imt-complete-status")
     gr.Markdown("### Inspect a pixel\nClick an image in a gallery above, then click a pixel of it below.")
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
@@ -448,7 +466,7 @@ def build(device: str) -> None:
                                 elem_id="imt-attention")
             gr.HTML(legend_html())
             heads_img = gr.Image(label="Every head of this layer", format="png", interactive=False, height=180)
-            inspect_text = gr.Markdown()
+            inspect_text = gr.Markdown(elem_id="imt-inspect-text")
 
     sample_btn.click(sample, [kind, cls, temperature, seed, count], [sample_gallery, sample_status, sample_results],
                      api_name="imt_sample", concurrency_limit=1, concurrency_id="imt")
@@ -456,16 +474,16 @@ def build(device: str) -> None:
                        [complete_gallery, complete_status, complete_results], api_name="imt_complete",
                        concurrency_limit=1, concurrency_id="imt")
     pick_btn.click(pick_test_image, test_index, [upload, cls], api_visibility="private")
+    kind.change(rows_for_model, [kind, rows], rows, api_visibility="private")
 
     inspect_inputs = [target, q_row, q_col, q_channel, layer, head]
-    inspect_outputs = [fig3, attn, heads_img, inspect_text]
+    inspect_outputs = [fig3, attn, heads_img, inspect_text, q_row, q_col, q_channel]
 
     for gallery, results in ((sample_gallery, sample_results), (complete_gallery, complete_results)):
         gallery.select(choose, results, target, api_visibility="private").then(
             refresh_inspect_controls, target, [layer, head, q_channel], api_visibility="private").then(
             inspect, inspect_inputs, inspect_outputs, api_visibility="private")
-    fig3.select(inspect_click, [target, q_channel, layer, head], inspect_outputs + [q_row, q_col, q_channel],
-                api_visibility="private")
+    fig3.select(inspect_click, [target, q_channel, layer, head], inspect_outputs, api_visibility="private")
     gr.on([layer.release, head.change, q_row.submit, q_col.submit, q_channel.submit], inspect, inspect_inputs,
           inspect_outputs, api_visibility="private", trigger_mode="always_last")
     anim_btn.click(animate, target, animation, api_visibility="private")

@@ -79,9 +79,10 @@ def image_src(page, elem_id: str) -> str:
 def click_image(page, elem_id: str, rel_x: float, rel_y: float) -> tuple[float, float]:
     """Click the image of component ``elem_id`` at a position relative to its rendered box (0..1 each).
 
-    Returns the clicked point in page coordinates."""
+    Returns the clicked point in viewport coordinates."""
     loc = image_locator(page, elem_id)
     loc.wait_for(state="visible")
+    loc.scroll_into_view_if_needed()  # mouse coordinates are viewport coordinates
     box = loc.bounding_box()
     assert box and box["width"] > 0 and box["height"] > 0, f"image #{elem_id} has no visible box"
     x, y = box["x"] + rel_x * box["width"], box["y"] + rel_y * box["height"]
@@ -97,6 +98,16 @@ def wait_for_image_change(page, elem_id: str, old_src: str, timeout_ms: int = TI
         arg=[elem_id, old_src], timeout=timeout_ms,
     )
     return image_src(page, elem_id)
+
+
+def wait_for_images_loaded(page, selector: str, count: int | None = None, timeout_ms: int = TIMEOUT_MS) -> int:
+    """Wait until every <img> matching ``selector`` (at least ``count`` of them, if given) has loaded."""
+    page.wait_for_function(
+        "([sel, n]) => { const imgs = [...document.querySelectorAll(sel)];"
+        " return imgs.length >= (n || 1) && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+        arg=[selector, count], timeout=timeout_ms,
+    )
+    return page.locator(selector).count()
 
 
 def screenshot(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:

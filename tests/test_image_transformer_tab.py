@@ -115,6 +115,12 @@ def test_to_model_image_converts_and_rejects(tiny_models):
     out, note = tab.to_model_image(m, white_bg)
     assert out.shape == (SIZE, SIZE, 1) and "resized" in note and "inverted" in note
     assert out[6, 6, 0] > 200 and out[0, 0, 0] < 20
+    sample = np.zeros((SIZE, SIZE), np.uint8)  # dark border, like Fashion-MNIST: not inverted
+    sample[1:-1, 1:-1] = np.random.default_rng(0).integers(0, 256, (SIZE - 2, SIZE - 2))
+    enlarged = np.repeat(sample.repeat(5, 0).repeat(5, 1)[..., None], 3, -1)  # as saved from the gallery
+    out, note = tab.to_model_image(m, enlarged)
+    assert "reduced 5x" in note and "resized" not in note
+    np.testing.assert_array_equal(out[..., 0], sample)  # undone exactly
     for bad, msg in [(None, "upload"), (np.zeros((2, 2, 3), np.uint8), "too small"),
                      (np.zeros((300, 10, 3), np.uint8), "too far"), (np.zeros((4, 4, 4, 4)), "expected an image")]:
         with pytest.raises(gr.Error, match=msg):
@@ -143,7 +149,8 @@ def test_inspect_draws_fig3_and_real_weights(tiny_models):
     m = tiny_models["local2d"]
     image = m.sample(1, labels=[4], seed=1)[0]
     target = {"kind": "local2d", "image": image, "label": 4}
-    fig3, attn, heads, text = tab.inspect(target, 7, 8, 0, 2, "mean")
+    fig3, attn, heads, text, *rcc = tab.inspect(target, 7, 8, 0, 2, "mean")
+    assert rcc == [7, 8, 0]
     s = tab.scale_of((SIZE, SIZE), tab.INSPECT_PX)
     assert tuple(fig3[7 * s + s // 2, 8 * s + s // 2]) == (222, 45, 38)  # the query, red
     weights = m.query_attention(image, 4, 7, 8, 0, 1)
@@ -153,10 +160,14 @@ def test_inspect_draws_fig3_and_real_weights(tiny_models):
     assert "weight inside the visible window 1.000" in text
     top = np.unravel_index(weights.mean(0).argmax(), (SIZE, SIZE))
     assert f"at row {top[0]}, column {top[1]}" in text
-    _, _, _, text0 = tab.inspect(target, 7, 8, 0, 2, "0")
+    _, _, _, text0, *_ = tab.inspect(target, 7, 8, 0, 2, "0")
     assert "head 0" in text0
+    *_, row, col, channel = tab.inspect(target, 99, 5, 3, 1, "mean")  # clamped to the image
+    assert (row, col, channel) == (SIZE - 1, 5, 0)
     with pytest.raises(gr.Error):
-        tab.inspect(target, SIZE, 0, 0, 1, "mean")
+        tab.inspect(target, -1, 0, 0, 1, "mean")
+    with pytest.raises(gr.Error):
+        tab.inspect(target, 1, 0, 0, 1, "7")  # no head 7
     with pytest.raises(gr.Error):
         tab.inspect(None, 0, 0, 0, 1, "mean")
 
