@@ -1,8 +1,213 @@
-"""Placeholder until this tab's issue lands."""
+"""Self-attention GAN tab: SAGAN (Zhang et al. 2019) on Fashion-MNIST.
+
+Generate a grid for a class and seed, pick an image, click a pixel: the tab shows where that query
+attends in the generator's self-attention layer (its softmax row over the key grid), the gamma of
+every attention layer, an animation of the query sweeping the image, a latent interpolation
+between two seeds, and a switch that sets gamma to 0 at inference to show what attention adds.
+
+Handlers are stateless: every request names (class, seed, count, gamma switch) and the images are
+regenerated on demand. That is cheap (32x32, a few ms per image) and exact, because image k
+depends only on (seed, k, class of k) — so the API endpoint ``sagan_attention`` needs no session.
+"""
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
+import torch
+
+from attn_models import load
+from attn_models.data import CLASS_NAMES
+from attn_models.gan.sagan import MAX_SEED
+from demo import render
+from demo.gpu import gpu_handler
+
+MODEL_NAME = "sagan-fashion-mnist"
+MIXED = "mixed (one of each class)"
+CLASS_CHOICES = [*CLASS_NAMES, MIXED]
+MAX_COUNT = 16
+VIEW = 256  # displayed size of the selected image (pixels); clicks come back in these coordinates
+THUMB = 96
+SWEEP_STRIDE = 2  # query-grid step of the sweep animation (16x16 grid -> 64 frames)
+
+_device = "cpu"
+
+
+def _model():
+    try:
+        return load(MODEL_NAME, device=_device)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise gr.Error(f"SAGAN weights are not available: {e}") from None
+
+
+def _int(value, name: str, lo: int, hi: int) -> int:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(f) or f != int(f) or not lo <= f <= hi:
+        raise gr.Error(f"{name} must be a whole number in {lo}..{hi}, got {value!r}")
+    return int(f)
+
+
+def labels_for(class_name: str, count) -> list[int]:
+    count = _int(count, "Number of images", 1, MAX_COUNT)
+    if class_name == MIXED:
+        return [k % len(CLASS_NAMES) for k in range(count)]
+    if class_name not in CLASS_NAMES:
+        raise gr.Error(f"unknown class {class_name!r}; choose one of: {', '.join(CLASS_CHOICES)}")
+    return [CLASS_NAMES.index(class_name)] * count
+
+
+def gamma_text(model, attention_off: bool) -> str:
+    rows = [f"| {res}x{res} (generator) | {g:+.4f} |" for res, g in model.gammas.items()]
+    note = ("\n\n**gamma forced to 0 for these images** (the attention output is dropped; maps are still computed)."
+            if attention_off else "")
+    return "| attention layer | gamma |\n|---|---|\n" + "\n".join(rows) + note
+
+
+def _generate(class_name, seed, count, attention_off, upto: int | None = None):
+    labels = labels_for(class_name, count)
+    seed = _int(seed, "Seed", 0, MAX_SEED)
+    if upto is not None:
+        labels = labels[:upto + 1]  # image k depends only on (seed, k, labels[k]): no need for the rest
+    model = _model()
+    with torch.inference_mode():
+        return model, model.generate(labels, seed=seed, attention_off=bool(attention_off))
+
+
+@gpu_handler
+def generate(class_name, seed, count, attention_off):
+    """-> gallery of (image, caption), gamma table, the first image enlarged."""
+    model, out = _generate(class_name, seed, count, attention_off)
+    gallery = [(render.enlarge(img, THUMB), f"#{k} {CLASS_NAMES[out.labels[k]]}") for k, img in enumerate(out.images)]
+    return gallery, gamma_text(model, attention_off), render.enlarge(out.images[0], VIEW), 0
+
+
+def query_map(out, index: int, y: int, x: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Attention row of the query cell holding image pixel (y, x): (key_h, key_w) map, query cell."""
+    size = out.images.shape[1]
+    qh, qw = out.query_hw
+    kh, kw = out.key_hw
+    qy, qx = y * qh // size, x * qw // size
+    return out.attention[index, qy * qw + qx].reshape(kh, kw), (qy, qx)
+
+
+def draw(image: np.ndarray, attn: np.ndarray, y: int, x: int) -> np.ndarray:
+    scale = VIEW / image.shape[0]
+    return render.mark_point(render.overlay(image, attn, alpha=0.55, size=VIEW),
+                             (y + 0.5) * scale, (x + 0.5) * scale, radius=6)
+
+
+def _pixel(index, y, x, count) -> tuple[int, int, int]:
+    count = _int(count, "Number of images", 1, MAX_COUNT)
+    index = _int(index, "Image index", 0, count - 1)
+    return index, _int(y, "Query row y", 0, 31), _int(x, "Query column x", 0, 31)
+
+
+@gpu_handler
+def attention(class_name, seed, count, attention_off, index, y, x):
+    """Image ``index`` of the grid, query pixel (y, x) on the 32x32 image -> overlay, map as JSON."""
+    index, y, x = _pixel(index, y, x, count)
+    _, out = _generate(class_name, seed, count, attention_off, upto=index)
+    attn, (qy, qx) = query_map(out, index, y, x)
+    info = {"index": index, "query_pixel": [y, x], "query_cell": [qy, qx], "query_hw": list(out.query_hw),
+            "key_hw": list(out.key_hw), "gamma": out.gamma, "attention": attn.round(6).tolist()}
+    return draw(out.images[index], attn, y, x), info
+
+
+def on_click(class_name, seed, count, attention_off, index, evt: gr.SelectData):
+    """A click on the enlarged image: Gradio gives [x, y] in the displayed image's pixels."""
+    if evt is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) != 2:
+        raise gr.Error("click on a pixel of the enlarged image")
+    px, py = (int(np.clip(v * 32 // VIEW, 0, 31)) for v in evt.index)
+    overlay, info = attention(class_name, seed, count, attention_off, index, py, px)
+    return overlay, info, py, px
+
+
+def on_pick(class_name, seed, count, attention_off, evt: gr.SelectData):
+    """Choosing a gallery image makes it the one to click on."""
+    index = int(evt.index) if evt is not None and isinstance(evt.index, int) else 0
+    _, out = _generate(class_name, seed, count, attention_off, upto=index)
+    return render.enlarge(out.images[index], VIEW), index
+
+
+@gpu_handler
+def sweep(class_name, seed, count, attention_off, index, fps):
+    """GIF: the query walks the image in a snake path; its attention map follows."""
+    count = _int(count, "Number of images", 1, MAX_COUNT)
+    index = _int(index, "Image index", 0, count - 1)
+    _, out = _generate(class_name, seed, count, attention_off, upto=index)
+    qh, qw = out.query_hw
+    cell = out.images.shape[1] // qh
+    frames = []
+    for r, qy in enumerate(range(0, qh, SWEEP_STRIDE)):
+        cols = range(0, qw, SWEEP_STRIDE)
+        for qx in (cols if r % 2 == 0 else reversed(cols)):
+            y, x = qy * cell + cell // 2, qx * cell + cell // 2
+            frames.append(draw(out.images[index], query_map(out, index, y, x)[0], y, x))
+    return render.save_animation(frames, fps=float(fps), suffix=".gif")
+
+
+@gpu_handler
+def interpolate(class_name, seed_a, seed_b, steps, attention_off):
+    if class_name not in CLASS_NAMES:
+        raise gr.Error(f"pick a single class for the interpolation, one of: {', '.join(CLASS_NAMES)}")
+    seed_a, seed_b = _int(seed_a, "Seed A", 0, MAX_SEED), _int(seed_b, "Seed B", 0, MAX_SEED)
+    steps = _int(steps, "Steps", 2, 64)
+    model = _model()
+    with torch.inference_mode():
+        out = model.interpolate(CLASS_NAMES.index(class_name), seed_a, seed_b, steps,
+                                attention_off=bool(attention_off))
+    frames = [render.enlarge(img, VIEW) for img in out.images]
+    frames += frames[-2:0:-1]  # there and back, so the loop has no jump
+    return render.save_animation(frames, fps=8.0, suffix=".gif")
 
 
 def build(device: str) -> None:
-    gr.Markdown("This tab is under construction.")
+    global _device
+    _device = device
+    gr.Markdown(
+        "**Self-Attention GAN** (Zhang et al. 2019), class-conditional, trained on 32x32 Fashion-MNIST. "
+        "Generate images, pick one, then **click a pixel**: the map shows the softmax weights of that query "
+        "over the key grid of the generator's self-attention layer (16x16 queries, 2x2-pooled 8x8 keys, as in "
+        "the authors' code). The layer's output is scaled by the learnt **gamma** and added to its input; tick "
+        "*gamma = 0* to see the images without what attention adds.")
+    with gr.Row():
+        class_name = gr.Dropdown(CLASS_CHOICES, value=CLASS_NAMES[0], label="Class")
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+        count = gr.Slider(1, MAX_COUNT, value=8, step=1, label="Number of images")
+        attention_off = gr.Checkbox(value=False, label="gamma = 0 at inference (switch attention off)")
+    gen_btn = gr.Button("Generate", variant="primary")
+    gallery = gr.Gallery(label="Generated images (pick one)", columns=8, height="auto", allow_preview=False)
+    gammas = gr.Markdown()
+    index = gr.Number(value=0, precision=0, label="Selected image index", minimum=0, maximum=MAX_COUNT - 1)
+    with gr.Row():
+        selected = gr.Image(label="Selected image: click a pixel", interactive=False, height=VIEW, width=VIEW,
+                            format="png")
+        overlay = gr.Image(label="Attention of the clicked query (cyan ring)", interactive=False, height=VIEW,
+                           width=VIEW, format="png")
+    with gr.Row():
+        qy = gr.Number(value=16, precision=0, minimum=0, maximum=31, label="Query row y (0-31)")
+        qx = gr.Number(value=16, precision=0, minimum=0, maximum=31, label="Query column x (0-31)")
+        show_btn = gr.Button("Show attention at (y, x)")
+    attn_json = gr.JSON(label="Attention row (key grid)", open=False)
+    with gr.Row():
+        fps = gr.Slider(2, 20, value=8, step=1, label="Sweep speed (frames/s)")
+        sweep_btn = gr.Button("Animate the query sweeping the image")
+    sweep_out = gr.Image(label="Query sweep (GIF)", interactive=False, height=VIEW, width=VIEW)
+    gr.Markdown("### Latent interpolation between two seeds (same class)")
+    with gr.Row():
+        seed_a = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed A")
+        seed_b = gr.Number(value=1, precision=0, minimum=0, maximum=MAX_SEED, label="Seed B")
+        steps = gr.Slider(2, 64, value=16, step=1, label="Steps")
+        interp_btn = gr.Button("Interpolate")
+    interp_out = gr.Image(label="Interpolation (GIF)", interactive=False, height=VIEW, width=VIEW)
+
+    spec = [class_name, seed, count, attention_off]
+    gen_btn.click(generate, spec, [gallery, gammas, selected, index], api_name="sagan_generate")
+    show_btn.click(attention, [*spec, index, qy, qx], [overlay, attn_json], api_name="sagan_attention")
+    selected.select(on_click, [*spec, index], [overlay, attn_json, qy, qx], api_name=False)
+    gallery.select(on_pick, spec, [selected, index], api_name=False)
+    sweep_btn.click(sweep, [*spec, index, fps], sweep_out, api_name="sagan_sweep")
+    interp_btn.click(interpolate, [class_name, seed_a, seed_b, steps, attention_off], interp_out,
+                     api_name="sagan_interpolate")

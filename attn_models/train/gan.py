@@ -140,6 +140,8 @@ def main(argv=None) -> None:
     p.add_argument("--ckpt-root", default="checkpoints")
     p.add_argument("--out", default=None, help="export folder for save_pretrained (default weights/<name>)")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--export-only", action="store_true",
+                   help="export the EMA generator of checkpoints/<name>/last.pt to --out and exit (no training)")
     args = p.parse_args(argv)
     if args.attn_res is not None:
         args.g_attn_res = args.d_attn_res = args.attn_res
@@ -181,6 +183,14 @@ def main(argv=None) -> None:
         torch.set_rng_state(state["rng"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
         acc.print(f"resumed {args.name} at step {step} ({elapsed / 60:.1f} min in)")
+    if args.export_only:
+        if not (ckpt_dir / "last.pt").is_file():
+            raise SystemExit(f"no checkpoint at {ckpt_dir / 'last.pt'}")
+        state = torch.load(ckpt_dir / "last.pt", weights_only=True, map_location="cpu")
+        ema.model.load_state_dict(state["ema"])
+        export(ema.model, cfg, args.out or f"weights/{args.name}", args.seed)
+        print(json.dumps({"exported": args.out or f"weights/{args.name}", "step": int(state["step"])}))
+        return
     (ckpt_dir / "config.json").write_text(json.dumps({"model": cfg, "args": vars(args)}, indent=1))
 
     def save_ckpt():
