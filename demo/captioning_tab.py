@@ -379,7 +379,10 @@ def caption(image, kind="soft", beam_size=3, smooth=True, device: str = "auto"):
         refs = " · ".join(" ".join(c) for c in scene.captions[:3]) + (" · …" if len(scene.captions) > 3 else "")
         note = (f"Ground truth known ({origin}). References: {refs}.  \nCorrectness = share of the word's "
                 "attention (upsampled to the canvas) inside its item's box; uniform baseline = box area / canvas area.")
-        if not rows:
+        if rows:
+            note += (f"  \nMean over the {len(rows)} object words: **{np.mean([r[2] for r in rows]):.2f}** "
+                     f"(uniform attention would score {np.mean([r[3] for r in rows]):.2f}).")
+        else:
             note += " No object word of the caption names an item of this scene."
         table = gr.update(value=rows, visible=bool(rows))
     else:

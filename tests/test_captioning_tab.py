@@ -308,3 +308,25 @@ def test_big_photos_are_reduced_keeping_their_aspect(tmp_path):
     im = tab.read_image(path)
     assert im.mode == "RGB" and tab.WORK_SIZE <= max(im.size) < 2 * tab.WORK_SIZE
     assert abs(im.size[0] / im.size[1] - 5000 / 3000) < 0.01
+
+
+def test_correctness_table_scores_attention_on_the_named_item(tab_model, monkeypatch):
+    """A caption naming an item of an example scene, looking at that item for its colour word and at
+    the opposite corner for its class word: high then low correctness, and the mean in the note."""
+    from attn_models.captioning.model import Caption
+    from attn_models.data.scenes import CANVAS, CLASS_WORDS
+
+    meta = tab._example_meta()[0]
+    item = meta["items"][0]
+    y0, x0, y1, x1 = item["box"]
+    cell = CANVAS // 12
+    alphas = np.zeros((2, 12, 12), np.float32)
+    alphas[0, ((y0 + y1) // 2) // cell, ((x0 + x1) // 2) // cell] = 1.0  # on the item
+    alphas[1, 11 if y0 < CANVAS // 2 else 0, 11 if x0 < CANVAS // 2 else 0] = 1.0  # far from it
+    words = [item["colour"], CLASS_WORDS[item["label"]]]
+    monkeypatch.setattr(tab, "_run_caption", lambda model, image, beam: Caption(words, alphas, np.ones(2)))
+    out = unpack(tab.caption(str(tab.EXAMPLES_DIR / meta["file"]), "soft", 3, True, device="cpu"))
+    rows = out["table"]["value"]
+    assert [r[1] for r in rows] == words and out["table"]["visible"] is True
+    assert rows[0][2] > 0.5 > rows[0][3] and rows[1][2] < rows[1][3]
+    assert f"{(rows[0][2] + rows[1][2]) / 2:.2f}" in out["note"]
