@@ -26,7 +26,8 @@ from demo.render import colorize
 KIND_CHOICES = [("Full (causal)", "full"), ("Local 1D", "local1d"), ("Local 2D", "local2d")]
 MAX_SIDE = 64           # image height/width the explorer accepts
 DENSE_LIMIT = 4096      # positions above which the dense baseline is not timed (N x N would hog the CPU)
-PICTURE_PX = 560        # longer side of the rendered grid
+PICTURE_PX = 560        # height of the rendered grid
+MAX_WIDTH_PX = 900
 HEAD_DIM = 64
 
 # Fig. 3 palette: query in red, its (visible) block dark blue, the memory light blue, masked cells hatched.
@@ -101,8 +102,8 @@ def make_config(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h
 
 
 def cell_scale(rows: int, cols: int) -> int:
-    """Pixels per grid cell so the longer side is about PICTURE_PX (at least 2)."""
-    return max(2, PICTURE_PX // max(rows, cols))
+    """Pixels per grid cell: about PICTURE_PX tall, wide grids (c=3) may grow to MAX_WIDTH_PX; at least 2."""
+    return max(2, min(PICTURE_PX // rows, MAX_WIDTH_PX // cols))
 
 
 def paint_grid(codes: np.ndarray, c: int) -> np.ndarray:

@@ -42,13 +42,14 @@ _models_lock = threading.Lock()
 _device = "cpu"
 
 
-def use_model(kind: str, model: torch.nn.Module | None) -> None:
-    """Serve ``model`` for ``kind`` instead of the registry's weights (tests, notebooks); None restores."""
+def use_model(kind: str, model: torch.nn.Module | None) -> torch.nn.Module | None:
+    """Serve ``model`` for ``kind`` instead of the registry's weights (tests, notebooks); None goes back to the
+    registry. Returns the override that was in place, so callers can restore it."""
     with _models_lock:
-        if model is None:
-            _models.pop(kind, None)
-        else:
+        previous = _models.pop(kind, None)
+        if model is not None:
             _models[kind] = model
+        return previous
 
 
 def get_model(kind: str):

@@ -28,7 +28,9 @@ VIEWPORT = {"width": 1400, "height": 1000}
 TIMEOUT_MS = 60_000  # the CPU is shared; Gradio events can queue behind other work
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: each test module imports this fixture, which gives it its own definition, and
+# two live sync_playwright() instances in one thread fail ("Sync API inside the asyncio loop").
+@pytest.fixture(scope="module")
 def browser(chromium_path):
     # Never let Playwright fetch its own browser build.
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")

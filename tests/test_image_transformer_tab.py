@@ -174,7 +174,7 @@ def test_inspect_draws_fig3_and_real_weights(tiny_models):
 
 def test_click_on_an_rgb_image_picks_row_column_and_channel():
     m = tiny("local1d", channels=3)
-    tab.use_model("local1d", m)
+    previous = tab.use_model("local1d", m)
     try:
         image = m.sample(1, labels=[0], seed=0)[0]
         target = {"kind": "local1d", "image": image, "label": 0}
@@ -183,7 +183,7 @@ def test_click_on_an_rgb_image_picks_row_column_and_channel():
         *_, row, col, channel = tab.inspect_click(target, 0, 1, "mean", evt)
         assert (row, col, channel) == (9, 4, 2)
     finally:
-        tab.use_model("local1d", None)
+        tab.use_model("local1d", previous)
 
 
 def test_animation_reveals_in_generation_order(tiny_models, tmp_path):
@@ -213,8 +213,11 @@ def bundled(kind: str) -> bool:
 def test_shipped_model_samples_in_the_tab(kind):
     if not bundled(kind):
         pytest.skip(f"{tab.MODEL_NAMES[kind]} weights not bundled yet")
-    tab.use_model(kind, None)
-    *_, (gallery, status, state) = tab.sample(kind, 7, 1.0, 0, 1, progress=no_progress)
+    previous = tab.use_model(kind, None)
+    try:
+        *_, (gallery, status, state) = tab.sample(kind, 7, 1.0, 0, 1, progress=no_progress)
+    finally:
+        tab.use_model(kind, previous)
     assert state["images"].shape == (1, 28, 28, 1) and "Done" in status
 
 
