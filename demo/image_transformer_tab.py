@@ -198,13 +198,14 @@ def order_frames(image: np.ndarray, pattern, frames: int = ANIMATION_FRAMES, siz
 # ---------------------------------------------------------------------------------------------
 
 @gpu_handler
-def sample(kind, cls, temperature, seed, count, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
-    """Stream partial samples while they are generated; the last yield holds the finished images."""
+def sample(kind, label, temperature, seed, count, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+    """Stream partial samples while they are generated; the last yield holds the finished images.
+    ``label``: a Fashion-MNIST class id, or -1 for one of each class in turn."""
     m = get_model(kind)
     t = _temperature(temperature)
     seed = _whole("seed", seed, 0, 2**31 - 1)
     n = _whole("count", count, 1, MAX_COUNT)
-    labels = _labels(m, cls, n)
+    labels = _labels(m, label, n)
     h, w, c = m.image_shape
     total = h * w * c
     try:
@@ -272,7 +273,7 @@ def known_rows(m, rows: int) -> np.ndarray:
 
 
 @gpu_handler
-def complete(kind, image, rows, count, cls, temperature, seed):
+def complete(kind, image, rows, count, label, temperature, seed):
     """Keep the first rows of ``image`` and sample the rest, ``count`` times."""
     m = get_model(kind)
     h, w, c = m.image_shape
@@ -280,7 +281,7 @@ def complete(kind, image, rows, count, cls, temperature, seed):
     n = _whole("number of completions", count, 1, MAX_COMPLETIONS)
     t = _temperature(temperature)
     seed = _whole("seed", seed, 0, 2**31 - 1)
-    labels = _labels(m, cls, n)
+    labels = _labels(m, label, n)
     prefix, note = to_model_image(m, image)
     known = known_rows(m, rows)
     try:

@@ -129,9 +129,9 @@ def test_to_model_image_converts_and_rejects(tiny_models):
 
 @pytest.mark.parametrize("change", [dict(temperature=0), dict(temperature=-1), dict(temperature=math.nan),
                                     dict(count=0), dict(count=10_000), dict(seed=-1), dict(kind="local3d"),
-                                    dict(cls=10)])
+                                    dict(label=10)])
 def test_bad_sampling_inputs_raise_gr_error(tiny_models, change):
-    args = dict(kind="local1d", cls=tab.EACH_CLASS, temperature=1.0, seed=0, count=1) | change
+    args = dict(kind="local1d", label=tab.EACH_CLASS, temperature=1.0, seed=0, count=1) | change
     with pytest.raises(gr.Error):
         next(tab.sample(**args, progress=no_progress))
 
@@ -139,7 +139,7 @@ def test_bad_sampling_inputs_raise_gr_error(tiny_models, change):
 @pytest.mark.parametrize("change", [dict(rows=SIZE), dict(rows=-1), dict(count=0), dict(temperature=0),
                                     dict(image=np.zeros((1, 1, 3), np.uint8))])
 def test_bad_completion_inputs_raise_gr_error(tiny_models, change):
-    args = dict(kind="local2d", image=np.zeros((SIZE, SIZE, 3), np.uint8), rows=3, count=1, cls=0,
+    args = dict(kind="local2d", image=np.zeros((SIZE, SIZE, 3), np.uint8), rows=3, count=1, label=0,
                 temperature=1.0, seed=0) | change
     with pytest.raises(gr.Error):
         tab.complete(**args)
