@@ -141,7 +141,8 @@ def test_explorer_endpoints(client):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("change", [dict(h=0), dict(block_w=10**6), dict(flange_h=-1), dict(query_len=10**9), dict(kind="x")])
+@pytest.mark.parametrize("change", [dict(h=0), dict(block_w=10**6), dict(flange_h=-1), dict(query_len=10**9),
+                                    dict(kind="x")])
 def test_explorer_bad_input_gives_error_and_server_keeps_serving(client, change):
     from gradio_client.exceptions import AppError
 
