@@ -19,10 +19,9 @@ teacher-forced model on the canvas for every position.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from attn_models.layers.local_attention import block_index
 
@@ -49,52 +48,59 @@ class CachedSampler:
     def __init__(self, model):
         self.m = model
         h, w, c = model.image_shape
-        self.idx = block_index(h, w, c, model.pattern)
+        idx = block_index(h, w, c, model.pattern)
         self.slot_of, self.size = cache_slots(h, w, c, model.pattern)
-        self.key_slots = self.slot_of[self.idx.key_index]  # (nblocks, M)
+        # visible[p] = which cache slots raster position p may attend to (its window's visible keys, mapped to
+        # their slots; distinct live positions have distinct slots, see the module docstring).
+        n = h * w * c
+        blk, i = idx.inverse // idx.query_index.shape[1], idx.inverse % idx.query_index.shape[1]
+        key_slots = self.slot_of[idx.key_index][blk]  # (N, M)
+        self.visible = torch.zeros(n, self.size + 1, dtype=torch.bool)
+        self.visible.scatter_(1, torch.where(idx.mask[blk, i], key_slots, self.size), True)
+        self.visible[:, self.size] = False  # the dummy slot
 
     def _draws(self, n: int, seed: int) -> torch.Tensor:
         return torch.from_numpy(np.stack([uniform_draws(seed, k, self.m.num_positions) for k in range(n)]))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def stream(self, n, labels, temperature, seed, prefix, known, every, trace: list | None = None):
         """Yield (images, done) as ``ImageTransformer.sample_stream`` documents. ``trace``, if a list, receives
         the (n, 256) log-probabilities (before temperature) of every step, for tests."""
         m, dev = self.m, self.m.device
         H, W, C = m.image_shape
-        N, nq = m.num_positions, self.idx.query_index.shape[1]
-        dh = m.d_model // m.num_heads
-        caches = [(torch.zeros(n, m.num_heads, self.size + 1, dh, device=dev),
-                   torch.zeros(n, m.num_heads, self.size + 1, dh, device=dev)) for _ in m.layers]
+        N, heads = m.num_positions, m.num_heads
+        dh = m.d_model // heads
+        caches = [(torch.zeros(n, heads, self.size + 1, dh, device=dev),
+                   torch.zeros(n, heads, self.size + 1, dh, device=dev)) for _ in m.layers]
         u = self._draws(n, seed)  # (n, N) float64, one per generation step
         image = torch.zeros(n, N, dtype=torch.long, device=dev)
         done = torch.zeros(N, dtype=torch.bool)
-        cls = m.class_emb(labels.to(dev)) if m.class_emb is not None else 0.0
-        order = m.order.tolist()
-        inverse = self.idx.inverse.tolist()
-        neg = torch.finfo(torch.float32).min
+        r = torch.arange(N, device=dev)
+        # everything that does not depend on sampled values, for all positions at once: (N, d) [+ (n, 1, d)]
+        context = m.position_embedding(r)[None] + (m.class_emb(labels.to(dev))[:, None] if m.class_emb else 0.0)
+        context = context.expand(n, N, -1)
+        tok_w, chan_of = m.tok_emb.weight, m.chan_of.tolist()
+        visible = self.visible.to(dev)
+        slot_of = self.slot_of.tolist()
         prefix = None if prefix is None else prefix.to(dev)
         known = None if known is None else known.to(dev)
+        order = m.order.tolist()
+        d = m.d_model
         for t, p in enumerate(order):
-            p_t = torch.tensor([p], device=dev)
             if t == 0:
-                x = m.start.expand(n, -1)
+                x = m.start + context[:, p]
             else:
-                prev = torch.tensor([order[t - 1]], device=dev)
-                x = m.token_embedding(prev, image[:, prev])[:, 0]
-            x = x + m.position_embedding(p_t) + cls  # (n, d)
-            blk, i = divmod(inverse[p], nq)
-            slots = self.key_slots[blk].to(dev)  # (M,)
-            visible = self.idx.mask[blk, i].to(dev)  # (M,)
-            write = self.slot_of[p].item()
+                prev = order[t - 1]
+                x = tok_w[chan_of[prev] * 256 + image[:, prev]] + context[:, p]  # (n, d)
+            vis, write = visible[p, None], slot_of[p]  # (1, S + 1): one query row
             for layer, (kc, vc) in zip(m.layers, caches, strict=True):
-                q, k, v = layer.attn.split(layer.norm1(x))  # (n, heads, dh)
-                kc[:, :, write] = k
-                vc[:, :, write] = v
-                keys, vals = kc[:, :, slots], vc[:, :, slots]  # (n, heads, M, dh)
-                scores = (keys @ q[..., None]).squeeze(-1) / math.sqrt(dh)  # (n, heads, M)
-                a = (scores.masked_fill(~visible, neg).softmax(-1)[:, :, None] @ vals).squeeze(-2)
-                x = x + layer.attn.out(a.flatten(1))
+                a1 = layer.norm1
+                qkv = F.linear(F.layer_norm(x, (d,), a1.weight, a1.bias, a1.eps), layer.attn.qkv.weight,
+                               layer.attn.qkv.bias).view(n, 3, heads, dh)
+                kc[:, :, write] = qkv[:, 1]
+                vc[:, :, write] = qkv[:, 2]
+                a = F.scaled_dot_product_attention(qkv[:, 0, :, None], kc, vc, attn_mask=vis)  # (n, heads, 1, dh)
+                x = x + F.linear(a.view(n, d), layer.attn.out.weight, layer.attn.out.bias)
                 x = x + layer.ffn(layer.norm2(x))
             logits = m.head(m.norm(x))  # (n, 256)
             if trace is not None:
