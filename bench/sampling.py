@@ -30,10 +30,10 @@ WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT = dict(d_model=128, heads=4, layers=4, ffn=256, num_classes=10)
 
 
-def model_for(kind: str, size: int, channels: int) -> tuple[ImageTransformer, str]:
+def model_for(kind: str, size: int, channels: int, root: Path = WEIGHTS) -> tuple[ImageTransformer, str]:
     name = {"local1d": "image-transformer-1d-fashion-mnist", "local2d": "image-transformer-2d-fashion-mnist"}[kind]
-    if size == 28 and channels == 1 and (WEIGHTS / name / "model.safetensors").is_file():
-        return ImageTransformer.from_pretrained(WEIGHTS / name).eval(), name
+    if size == 28 and channels == 1 and (root / name / "model.safetensors").is_file():
+        return ImageTransformer.from_pretrained(root / name).eval(), f"{root.name}/{name}"
     torch.manual_seed(0)
     return ImageTransformer(image_size=size, channels=channels, attention=kind, **DEFAULT).eval(), "random init"
 
@@ -50,6 +50,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--n-large", type=int, default=2, help="images per call at 32x32x3")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="28x28 local1d only, one image")
+    p.add_argument("--weights-root", default=str(WEIGHTS), help="folder holding <name>/ model folders "
+                   "(e.g. checkpoints/ for training checkpoints)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -58,7 +60,7 @@ def main(argv=None) -> list[dict]:
     rows = []
     with torch.inference_mode():
         for kind in kinds:
-            m, source = model_for(kind, 28, 1)
+            m, source = model_for(kind, 28, 1, Path(args.weights_root))
             labels = list(range(n))
             m.sample(1, [0], seed=99)  # warm-up (index tables, allocator)
             cached, cw, cc = timed(lambda m=m, labels=labels: m.sample(n, labels, seed=0))
@@ -74,12 +76,12 @@ def main(argv=None) -> list[dict]:
                                  cached_img_s=args.n_large / cw, recompute_img_s=None, speedup_wall=None,
                                  speedup_cpu=None, identical=None))
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
-    print(f"{'config':<18}{'weights':<38}{'n':>3}{'cached img/s':>14}{'recompute img/s':>17}"
+    print(f"{'config':<18}{'weights':<48}{'n':>3}{'cached img/s':>14}{'recompute img/s':>17}"
           f"{'speedup (wall)':>16}{'speedup (cpu)':>15}{'identical':>11}")
     for r in rows:
         def f(v, fmt):
             return "-" if v is None else format(v, fmt)
-        print(f"{r['config']:<18}{r['weights']:<38}{r['n']:>3}{f(r['cached_img_s'], '.3f'):>14}"
+        print(f"{r['config']:<18}{r['weights']:<48}{r['n']:>3}{f(r['cached_img_s'], '.3f'):>14}"
               f"{f(r['recompute_img_s'], '.4f'):>17}{f(r['speedup_wall'], '.0f'):>16}"
               f"{f(r['speedup_cpu'], '.0f'):>15}{f(r['identical'], ''):>11}")
     if args.json:
