@@ -74,6 +74,8 @@ for _spec in (
               "Show, Attend and Tell with hard (stochastic, REINFORCE) attention, trained on Fashion-Scenes"),
     ModelSpec("sagan-fashion-mnist", "gan", "attn_models.gan.sagan:SAGAN",
               "Class-conditional self-attention GAN on 32x32 Fashion-MNIST"),
+    ModelSpec("sagan-fashion-mnist-no-attention", "gan", "attn_models.gan.sagan:SAGAN",
+              "Ablation of sagan-fashion-mnist: same network and budget, self-attention removed"),
     ModelSpec("image-transformer-1d-fashion-mnist", "autoregressive",
               "attn_models.autoregressive.model:ImageTransformer",
               "Image Transformer with local 1D attention, class-conditional, Fashion-MNIST"),

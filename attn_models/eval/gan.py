@@ -29,6 +29,8 @@ from attn_models.eval.classifier import PenultimateFeatures
 def inception_style_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
     """exp(mean KL(p(y|x) || p(y))) per split, as in Salimans et al. 2016; returns (mean, std)."""
     scores = []
+    # Shuffle first: our sets are sorted by class, and a one-class split would score ~1 by construction.
+    probs = probs[np.random.default_rng(0).permutation(len(probs))]
     for part in np.array_split(probs, splits):
         py = part.mean(0, keepdims=True)
         kl = (part * (np.log(part + 1e-12) - np.log(py + 1e-12))).sum(1)
@@ -57,14 +59,14 @@ class Scorer:
         self.clf, self.batch = classifier, batch
         self.fid = FrechetInceptionDistance(feature=PenultimateFeatures(classifier), reset_real_features=False)
         for i in range(0, len(test_images), batch):
-            self.fid.update(torch.from_numpy(np.ascontiguousarray(test_images[i:i + batch]))[:, None], real=True)
+            self.fid.update(torch.from_numpy(np.array(test_images[i:i + batch]))[:, None], real=True)
 
     @torch.inference_mode()
     def score(self, images: np.ndarray, labels: np.ndarray) -> dict:
         self.fid.reset()  # drops the fake statistics only
         probs = []
         for i in range(0, len(images), self.batch):
-            x = torch.from_numpy(np.ascontiguousarray(images[i:i + self.batch]))[:, None]  # (B, 1, H, W) uint8
+            x = torch.from_numpy(np.array(images[i:i + self.batch]))[:, None]  # (B, 1, H, W) uint8
             self.fid.update(x, real=False)
             probs.append(self.clf.predict_proba(x))
         probs = np.concatenate(probs)
