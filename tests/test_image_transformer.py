@@ -256,3 +256,11 @@ def test_cache_is_bounded_by_the_blocks_not_the_image():
     p2 = AttentionPattern("local2d", block_h=4, block_w=14, flange_h=4, flange_w=7)
     assert cache_slots(28, 28, 1, p2)[1] == cache_slots(280, 28, 1, p2)[1] == 8 * 28  # a band of 8 rows
     assert cache_slots(28, 28, 1, AttentionPattern("full"))[1] == 784
+
+
+def test_sample_stream_checks_arguments_before_iterating():
+    m = tiny("local1d")
+    with pytest.raises(ValueError):
+        m.sample_stream(2, [0, 1], temperature=float("nan"))
+    with pytest.raises(ValueError):
+        m.sample_stream(2, [0, 1], every=0)

@@ -270,7 +270,7 @@ class ImageTransformer(nn.Module, PyTorchModelHubMixin):
             every = p.block_h * p.block_w if p.kind == "local2d" else self.W * self.C
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ValueError(f"every must be an integer >= 1, got {every!r}")
-        yield from CachedSampler(self).stream(n, y, t, seed, px, kn, every)
+        return CachedSampler(self).stream(n, y, t, seed, px, kn, every)  # arguments checked now, not lazily
 
     def sample(self, n: int, labels=None, temperature: float = 1.0, seed: int = 0, prefix=None,
                known=None) -> np.ndarray:
