@@ -40,6 +40,12 @@ def no_progress(*_a, **_k):
     return None
 
 
+def sample_fast(m, *args, **kwargs):
+    """m.sample with one intra-op thread, as the tab runs it (many times faster on a busy CPU)."""
+    with tab.single_thread():
+        return m.sample(*args, **kwargs)
+
+
 def shrink(picture: np.ndarray, grid_hw) -> np.ndarray:
     """Undo the nearest-neighbour enlargement: one colour per grid cell."""
     s = picture.shape[0] // grid_hw[0]
@@ -57,9 +63,10 @@ def is_unknown(cells: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kind", list(tab.MODEL_NAMES))
 def test_sample_streams_partial_images_then_the_samples(tiny_models, kind):
     m = tiny_models[kind]
+    threads = torch.get_num_threads()
     steps = list(tab.sample(kind, tab.EACH_CLASS, 1.0, 3, 2, progress=no_progress))
     assert len(steps) >= 3
-    expected = m.sample(2, labels=np.arange(2), temperature=1.0, seed=3)
+    expected = sample_fast(m, 2, labels=np.arange(2), temperature=1.0, seed=3)
     order = generation_order(SIZE, SIZE, 1, m.pattern).numpy()
     seen_before = 0
     for gallery, status, state in steps[:-1]:
@@ -71,6 +78,7 @@ def test_sample_streams_partial_images_then_the_samples(tiny_models, kind):
         seen_before = generated
         assert state is gr.skip() or isinstance(state, type(gr.skip()))
         assert "Generating" in status
+    assert torch.get_num_threads() == threads  # the one-thread setting was restored
     gallery, status, state = steps[-1]
     assert "Done" in status and [c for _, c in gallery] == ["tshirt", "trousers"]
     np.testing.assert_array_equal(state["images"], expected)
@@ -147,7 +155,7 @@ def test_bad_completion_inputs_raise_gr_error(tiny_models, change):
 
 def test_inspect_draws_fig3_and_real_weights(tiny_models):
     m = tiny_models["local2d"]
-    image = m.sample(1, labels=[4], seed=1)[0]
+    image = sample_fast(m, 1, labels=[4], seed=1)[0]
     target = {"kind": "local2d", "image": image, "label": 4}
     fig3, attn, heads, text, *rcc = tab.inspect(target, 7, 8, 0, 2, "mean")
     assert rcc == [7, 8, 0]
@@ -176,7 +184,7 @@ def test_click_on_an_rgb_image_picks_row_column_and_channel():
     m = tiny("local1d", channels=3)
     previous = tab.use_model("local1d", m)
     try:
-        image = m.sample(1, labels=[0], seed=0)[0]
+        image = sample_fast(m, 1, labels=[0], seed=0)[0]
         target = {"kind": "local1d", "image": image, "label": 0}
         s = tab.scale_of((SIZE, SIZE * 3), tab.INSPECT_PX)
         evt = gr.SelectData(None, {"index": [(4 * 3 + 2) * s + 1, 9 * s + 1], "value": None})
@@ -188,7 +196,7 @@ def test_click_on_an_rgb_image_picks_row_column_and_channel():
 
 def test_animation_reveals_in_generation_order(tiny_models, tmp_path):
     m = tiny_models["local2d"]
-    image = m.sample(1, labels=[1], seed=2)[0]
+    image = sample_fast(m, 1, labels=[1], seed=2)[0]
     path = tab.animate({"kind": "local2d", "image": image, "label": 1})
     frames = iio.imread(path, index=None)
     # The held final frames may be merged into one longer GIF frame by the writer.
@@ -239,7 +247,7 @@ def test_imt_sample_endpoint_streams(client, tiny_models):
     assert is_unknown(shrink(first[0], (SIZE, SIZE))).any()
     last = gallery_arrays(final[0])
     assert len(last) == 2 and not is_unknown(shrink(last[0], (SIZE, SIZE))).any()
-    expected = tiny_models["local2d"].sample(2, labels=np.arange(2), seed=0)
+    expected = sample_fast(tiny_models["local2d"], 2, labels=np.arange(2), seed=0)
     np.testing.assert_array_equal(shrink(last[1], (SIZE, SIZE))[..., 0], expected[1, ..., 0])
 
 
