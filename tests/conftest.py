@@ -9,7 +9,9 @@ import socket
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread: the in-process app server and the tests share two cores, and oversubscribed OpenMP
+# threads made the step-by-step sampler 10-100x slower here.
+torch.set_num_threads(1)
 
 
 def _missing(what: str, env: str) -> None:
