@@ -177,24 +177,26 @@ def build(device: str) -> None:
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
         count = gr.Slider(1, MAX_COUNT, value=8, step=1, label="Number of images")
         attention_off = gr.Checkbox(value=False, label="gamma = 0 at inference (switch attention off)")
-    gen_btn = gr.Button("Generate", variant="primary")
-    gallery = gr.Gallery(label="Generated images (pick one)", columns=8, height="auto", allow_preview=False)
+    gen_btn = gr.Button("Generate", variant="primary", elem_id="sagan-generate")
+    gallery = gr.Gallery(label="Generated images (pick one)", columns=8, height="auto", allow_preview=False,
+                         elem_id="sagan-gallery")
     gammas = gr.Markdown()
     index = gr.Number(value=0, precision=0, label="Selected image index", minimum=0, maximum=MAX_COUNT - 1)
     with gr.Row():
         selected = gr.Image(label="Selected image: click a pixel", interactive=False, height=VIEW, width=VIEW,
-                            format="png")
+                            format="png", elem_id="sagan-selected")
         overlay = gr.Image(label="Attention of the clicked query (cyan ring)", interactive=False, height=VIEW,
-                           width=VIEW, format="png")
+                           width=VIEW, format="png", elem_id="sagan-overlay")
     with gr.Row():
-        qy = gr.Number(value=16, precision=0, minimum=0, maximum=31, label="Query row y (0-31)")
-        qx = gr.Number(value=16, precision=0, minimum=0, maximum=31, label="Query column x (0-31)")
+        qy = gr.Number(value=16, precision=0, minimum=0, maximum=31, label="Query row y (0-31)", elem_id="sagan-qy")
+        qx = gr.Number(value=16, precision=0, minimum=0, maximum=31, label="Query column x (0-31)", elem_id="sagan-qx")
         show_btn = gr.Button("Show attention at (y, x)")
     attn_json = gr.JSON(label="Attention row (key grid)", open=False)
     with gr.Row():
         fps = gr.Slider(2, 20, value=8, step=1, label="Sweep speed (frames/s)")
         sweep_btn = gr.Button("Animate the query sweeping the image")
-    sweep_out = gr.Image(label="Query sweep (GIF)", interactive=False, height=VIEW, width=VIEW)
+    sweep_out = gr.Image(label="Query sweep (GIF)", interactive=False, height=VIEW, width=VIEW,
+                         elem_id="sagan-sweep")
     gr.Markdown("### Latent interpolation between two seeds (same class)")
     with gr.Row():
         seed_a = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed A")
