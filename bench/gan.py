@@ -86,7 +86,8 @@ def main() -> None:
         print(f"  {k:32s} {v * 1e3:9.2f} ms   {args.batch / v:9.1f} images/s")
     rest = med["G forward (full)"] - med["attention block alone"]
     print("ratios (same run):")
-    print(f"  images/s without maps / with maps:          {med['generate, maps returned'] / med['generate, no maps']:.3f}")
+    ratio_maps = med["generate, maps returned"] / med["generate, no maps"]
+    print(f"  images/s without maps / with maps:          {ratio_maps:.3f}")
     print(f"  attention block / rest of G:                {med['attention block alone'] / rest:.3f}")
     print(f"  attention block / full G:                   {med['attention block alone'] / med['G forward (full)']:.3f}")
     print(f"  full G / G with attention skipped:          "

@@ -49,7 +49,7 @@ class FashionMNISTClassifier(nn.Module, PyTorchModelHubMixin):
         if len(widths) != 3 or len(convs_per_block) != 3:
             raise ValueError("widths and convs_per_block need 3 entries (28 -> 14 -> 7 -> 3)")
         layers, c_in = [], 1
-        for c, n_convs in zip(widths, convs_per_block):
+        for c, n_convs in zip(widths, convs_per_block, strict=True):
             for _ in range(n_convs):
                 layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
                 c_in = c

@@ -79,9 +79,9 @@ class EMA:
     @torch.no_grad()
     def update(self, g: nn.Module, step: int) -> None:
         decay = min(self.decay, (1 + step) / (10 + step))  # warm-up: early averages track G closely
-        for pe, p in zip(self.model.parameters(), g.parameters()):
+        for pe, p in zip(self.model.parameters(), g.parameters(), strict=True):
             pe.lerp_(p.detach(), 1 - decay)
-        for be, b in zip(self.model.buffers(), g.buffers()):
+        for be, b in zip(self.model.buffers(), g.buffers(), strict=True):
             be.copy_(b)
 
 
@@ -102,5 +102,5 @@ def standing_stats(g: Generator, batches: int = 64, batch_size: int = 64, seed: 
         y = torch.randint(0, g.num_classes, (batch_size,), generator=gen).to(device)
         g(z, y)
     g.eval()
-    for m, mom in zip(bns, saved):
+    for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
