@@ -105,10 +105,10 @@ def parse_res(text: str) -> list[int]:
     return [] if text.strip().lower() in ("", "none") else [int(t) for t in text.split(",")]
 
 
-def export(ema_g: Generator, cfg: dict, out: str, seed: int) -> None:
+def export(ema_g: Generator, cfg: dict, out: str, seed: int, standing_batches: int = 64) -> None:
     model = SAGAN(**cfg)
     model.generator.load_state_dict(ema_g.state_dict())
-    standing_stats(model.generator, seed=seed)
+    standing_stats(model.generator, batches=standing_batches, seed=seed)
     model.eval().save_pretrained(out)
 
 
@@ -139,6 +139,8 @@ def main(argv=None) -> None:
     p.add_argument("--ckpt-root", default="checkpoints")
     p.add_argument("--out", default=None, help="export folder for save_pretrained (default weights/<name>)")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--standing-batches", type=int, default=64,
+                   help="generated batches used to re-estimate BN statistics of the EMA generator at export")
     p.add_argument("--export-only", action="store_true",
                    help="export the EMA generator of checkpoints/<name>/last.pt to --out and exit (no training)")
     args = p.parse_args(argv)
@@ -187,7 +189,7 @@ def main(argv=None) -> None:
             raise SystemExit(f"no checkpoint at {ckpt_dir / 'last.pt'}")
         state = torch.load(ckpt_dir / "last.pt", weights_only=True, map_location="cpu")
         ema.model.load_state_dict(state["ema"])
-        export(ema.model, cfg, args.out or f"weights/{args.name}", args.seed)
+        export(ema.model, cfg, args.out or f"weights/{args.name}", args.seed, args.standing_batches)
         print(json.dumps({"exported": args.out or f"weights/{args.name}", "step": int(state["step"])}))
         return
     (ckpt_dir / "config.json").write_text(json.dumps({"model": cfg, "args": vars(args)}, indent=1))
@@ -235,7 +237,7 @@ def main(argv=None) -> None:
     if acc.is_main_process:
         sample_grid(ema.model, fixed_z, ckpt_dir / f"samples_{step:06d}.png", num_classes)
         out = args.out or f"weights/{args.name}"
-        export(ema.model, cfg, out, args.seed)
+        export(ema.model, cfg, out, args.seed, args.standing_batches)
         summary = {"done": step, "wall_min": round((time.time() - t0) / 60, 2), "exported": out, **stats}
         log.write(json.dumps(summary) + "\n")
         print(json.dumps(summary), flush=True)
