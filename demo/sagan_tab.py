@@ -178,20 +178,21 @@ def build(device: str) -> None:
         count = gr.Slider(1, MAX_COUNT, value=8, step=1, label="Number of images")
         attention_off = gr.Checkbox(value=False, label="gamma = 0 at inference (switch attention off)")
     gen_btn = gr.Button("Generate", variant="primary", elem_id="sagan-generate")
-    gallery = gr.Gallery(label="Generated images (pick one)", columns=8, height="auto", allow_preview=False,
+    gallery = gr.Gallery(label="Generated images (pick one)", columns=8, height=250, allow_preview=False,
                          elem_id="sagan-gallery")
     gammas = gr.Markdown()
-    index = gr.Number(value=0, precision=0, label="Selected image index", minimum=0, maximum=MAX_COUNT - 1)
     with gr.Row():
         selected = gr.Image(label="Selected image: click a pixel", interactive=False, height=VIEW, width=VIEW,
                             format="png", elem_id="sagan-selected")
         overlay = gr.Image(label="Attention of the clicked query (cyan ring)", interactive=False, height=VIEW,
                            width=VIEW, format="png", elem_id="sagan-overlay")
     with gr.Row():
+        index = gr.Number(value=0, precision=0, label="Selected image index", minimum=0, maximum=MAX_COUNT - 1)
         qy = gr.Number(value=16, precision=0, minimum=0, maximum=31, label="Query row y (0-31)", elem_id="sagan-qy")
         qx = gr.Number(value=16, precision=0, minimum=0, maximum=31, label="Query column x (0-31)", elem_id="sagan-qx")
         show_btn = gr.Button("Show attention at (y, x)")
-    attn_json = gr.JSON(label="Attention row (key grid)", open=False)
+    with gr.Accordion("Attention row as numbers (key grid)", open=False):
+        attn_json = gr.JSON(label="Attention row (key grid)")
     with gr.Row():
         fps = gr.Slider(2, 20, value=8, step=1, label="Sweep speed (frames/s)")
         sweep_btn = gr.Button("Animate the query sweeping the image")
