@@ -47,6 +47,7 @@ from attn_models.data.scenes import (
     COLOURS,
     ITEM,
     PALETTE,
+    VOCAB,
     fashion_scenes,
     make_scene,
     object_recall,
@@ -259,6 +260,8 @@ def train_encoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) ->
 
 # ---- stage 2: the decoder --------------------------------------------------------------------------
 def build_model(args, vocab: list[str] | None) -> ShowAttendTell:
+    if vocab is None:  # Fashion-Scenes: write the vocabulary into config.json so the weights stand alone
+        vocab = list(VOCAB)
     model = ShowAttendTell(vocab=vocab, attention=args.attention, encoder=args.encoder,
                            encoder_channels=args.encoder_channels, image_size=args.image_size,
                            embed_dim=args.embed_dim, hidden_dim=args.hidden_dim, attn_dim=args.attn_dim,

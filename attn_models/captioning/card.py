@@ -1,0 +1,118 @@
+"""Write the model card (README.md) of a shipped Show, Attend and Tell model from measured numbers only:
+the eval script's JSON output, the training runs' train_info.json / log.jsonl.
+
+    python -m attn_models.captioning.card weights/sat-soft-fashion-scenes --metrics eval.json \
+        --train-info checkpoints/sat-soft/train_info.json --encoder-log checkpoints/sat-encoder/log.jsonl \
+        [--compare "lambda=0:eval-lambda0.json:checkpoints/sat-soft-lambda0/train_info.json"] --notes notes.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+METRIC_ROWS = [("BLEU-1", "bleu1"), ("BLEU-2", "bleu2"), ("BLEU-3", "bleu3"), ("BLEU-4", "bleu4"),
+               ("object recall", "object_recall"), ("attention correctness", "attention_correctness"),
+               ("uniform-attention baseline", "uniform_baseline"), ("exact match (caption is a reference)",
+                                                                     "exact_match")]
+
+
+def _records(path: str) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def metrics_table(columns: list[tuple[str, dict]]) -> str:
+    head = "| metric | " + " | ".join(name for name, _ in columns) + " |"
+    sep = "|---|" + "---|" * len(columns)
+    rows = [f"| {label} | " + " | ".join(f"{m[key]:.3f}" for _, m in columns) + " |" for label, key in METRIC_ROWS]
+    extra = ["| object words scored | " + " | ".join(str(m["object_words"]) for _, m in columns) + " |",
+             "| test scenes | " + " | ".join(str(m["scenes"]) for _, m in columns) + " |"]
+    return "\n".join([head, sep, *rows, *extra])
+
+
+def write_card(weights_dir: str, metrics: dict, train_info: dict, encoder_log: list[dict],
+               compare: list[tuple[str, dict, dict]], notes: str, figure: str | None) -> str:
+    name = Path(weights_dir).name
+    config = json.loads((Path(weights_dir) / "config.json").read_text())
+    enc_final = [r for r in encoder_log if r.get("final")][-1]
+    enc_starts = [r for r in encoder_log if r.get("start")]
+    fresh = max(i for i, r in enumerate(enc_starts) if not r.get("resume"))
+    enc_starts = enc_starts[fresh:]  # the run that made the encoder, and its resumptions
+    enc_cmds = "\n".join("python -m attn_models.train.captioning " + " ".join(r["argv"]) for r in enc_starts)
+    cols = [(name, metrics)] + [(label, m) for label, m, _ in compare]
+    compare_runs = "\n".join(f"- {label}: `{info['command']}` ({info['steps']} steps, "
+                             f"{info['wall_time_s'] / 60:.1f} min)" for label, _, info in compare)
+    lines = [
+        "---", "library_name: attn-models", "tags: [image-captioning, attention, show-attend-tell]",
+        "datasets: [fashion_mnist]", "---", "",
+        f"# {name}", "",
+        f"Show, Attend and Tell (Xu et al. 2015) with **{config['attention']}** attention, trained on "
+        "Fashion-Scenes (96x96 scenes of 1-3 tinted Fashion-MNIST items; see DESIGN.md and "
+        "`attn_models/data/scenes.py`). It captions Fashion-Scenes; it was never trained on photos.", "",
+        "```python", "from attn_models import load",
+        f'm = load("{name}", device="cpu")',
+        "cap = m.caption(pil_image, beam_size=3, max_len=20)  # cap.words, cap.alphas (T, 12, 12), cap.betas",
+        "```", "",
+        "## Test-set metrics", "",
+        f"Fixed test set: `fashion_scenes(\"test\", {metrics['scenes']}, TEST_SEED)` (Fashion-MNIST test images "
+        f"only), beam size {metrics['beam_size']}, produced by",
+        "", f"    python -m attn_models.eval.captioning {name} --json metrics.json", "",
+        "BLEU is sacrebleu's corpus BLEU against every reference of each scene (all item orders and all true "
+        "relations). Object recall: share of items named by a matching `<colour> <class>` pair. Attention "
+        "correctness (Liu et al. 2017): for each generated object word of a matching pair, the share of its "
+        "attention (bilinearly upsampled to the 96x96 canvas) inside the item's box, averaged over words; "
+        "the uniform baseline is box area / canvas area for the same words.", "",
+        metrics_table(cols), "",
+    ]
+    if compare:
+        lines += ["Compared runs (same encoder, data and schedule unless said):", "", compare_runs, ""]
+    if figure:
+        lines += ["## Per-word attention (first test scenes)", "",
+                  f"![per-word attention]({figure})", "",
+                  "Each panel: the word, the gate β, and for object words the attention correctness; "
+                  "the white box is the item the word names.", ""]
+    lines += [
+        "## Training", "",
+        "1. Encoder: the small CNN (`attn_models/captioning/encoder.py`, 12x12x96 grid) pretrained on a tag "
+        "task from the training data (colour and class of one tinted Fashion-MNIST *train* item on a 40x40 "
+        "canvas; per-cell logits max-pooled over the grid), then frozen:", "",
+        "```", enc_cmds, "```", "",
+        f"   {enc_final['step']} steps of 64 items, {enc_final['elapsed'] / 60:.1f} min wall time; class accuracy "
+        f"{enc_final['val_class_acc']:.3f} and colour accuracy {enc_final['val_colour_acc']:.3f} on 2,000 "
+        "Fashion-MNIST *test* items (reported, not used for selection).", "",
+        "2. Decoder, on the frozen encoder:", "",
+        "```", train_info["command"], "```", "",
+        f"   {train_info['steps']} steps of {train_info['batch_size']} captions, "
+        f"{train_info['wall_time_s'] / 60:.1f} min wall time (plus encoding the 16,000-scene pool once), on a "
+        "shared 2-core CPU (about six trainings at once), one torch thread.", "",
+        "Model config: `" + json.dumps({k: v for k, v in config.items() if k != "vocab"}) + "`; the vocabulary "
+        f"({len(config['vocab'])} words) is in config.json.", "",
+    ]
+    if notes:
+        lines += ["## Notes", "", notes.strip(), ""]
+    text = "\n".join(lines)
+    (Path(weights_dir) / "README.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Write a captioning model card from measured numbers.")
+    p.add_argument("weights_dir")
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--train-info", required=True)
+    p.add_argument("--encoder-log", required=True)
+    p.add_argument("--compare", action="append", default=[], help="LABEL:METRICS_JSON:TRAIN_INFO_JSON")
+    p.add_argument("--notes", help="markdown file appended as Notes")
+    p.add_argument("--figure", help="image file name inside weights_dir")
+    args = p.parse_args(argv)
+    compare = []
+    for spec in args.compare:
+        label, mpath, ipath = spec.split(":")
+        compare.append((label, json.loads(Path(mpath).read_text()), json.loads(Path(ipath).read_text())))
+    write_card(args.weights_dir, json.loads(Path(args.metrics).read_text()),
+               json.loads(Path(args.train_info).read_text()), _records(args.encoder_log), compare,
+               Path(args.notes).read_text() if args.notes else "", args.figure)
+
+
+if __name__ == "__main__":
+    main()
