@@ -215,3 +215,23 @@ def test_doubly_stochastic_penalty_sign(lam):
         assert s1["ds_penalty"] < s0["ds_penalty"] - 0.05
     else:
         assert s1["ds_penalty"] >= s0["ds_penalty"] - 1e-6
+
+
+@pytest.mark.parametrize("name", ["sat-soft-fashion-scenes", "sat-hard-fashion-scenes"])
+def test_shipped_weights_caption_test_scenes(name, fashion_mnist):
+    """The bundled models load by name (strict keys) and name most items of a few test scenes."""
+    from attn_models import load
+    from attn_models.data.scenes import fixed_test_set, object_recall
+    from attn_models.registry import get_spec
+
+    if not (get_spec(name).local_dir / "model.safetensors").exists():
+        pytest.skip(f"{name} weights not shipped yet")
+    m = load(name, device="cpu", source="local")
+    assert m.attention_kind == ("soft" if "soft" in name else "hard") and m.grid_hw == (12, 12)
+    named = total = 0
+    for s in fixed_test_set(12):
+        cap = m.caption(Image.fromarray(s.image), beam_size=3)
+        n, t = object_recall(s, cap.words)
+        named, total = named + n, total + t
+        assert np.allclose(cap.alphas.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    assert named / total >= 0.5
