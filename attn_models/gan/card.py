@@ -18,11 +18,15 @@ TRAIN_CMD = {
 }
 
 
-def train_summary(name: str) -> dict:
-    lines = (ROOT / "checkpoints" / name / "log.jsonl").read_text().splitlines()
+def train_summary(name: str, log_name: str = "log.jsonl") -> dict:
+    lines = (ROOT / "checkpoints" / name / log_name).read_text().splitlines()
     done = json.loads(lines[-1])
     last_log = next(json.loads(x) for x in reversed(lines) if '"gamma"' in x)
     return {"steps": done["done"], "wall_min": done["wall_min"], "gamma_d": last_log["gamma"]["d"]}
+
+
+def fmt(gammas: dict) -> str:
+    return ", ".join(f"{k}x{k}: {v:+.4f}" for k, v in gammas.items()) or "none"
 
 
 def table(rows: dict) -> str:
@@ -47,11 +51,13 @@ def main(argv=None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--reading", default="", help="the author's reading of the comparison (prose)")
-    reading = p.parse_args(argv).reading
+    p.add_argument("--log-name", default="log.jsonl", help="training log in checkpoints/<name>/ to summarise")
+    args = p.parse_args(argv)
+    reading = args.reading
     metrics = json.loads((ROOT / "weights" / MAIN / "metrics.json").read_text())
     rows = metrics["rows"]
     config = json.loads((ROOT / "weights" / MAIN / "config.json").read_text())
-    s_main, s_abl = train_summary(MAIN), train_summary(ABLATION)
+    s_main, s_abl = train_summary(MAIN, args.log_name), train_summary(ABLATION, args.log_name)
     m, a = rows[MAIN], rows[ABLATION]
     verdict = ("lower" if m["fid"] < a["fid"] else "higher")
     common = f"""
@@ -100,7 +106,7 @@ and spectral-norm vectors re-estimated for the averaged weights) plus the sampli
 
 ## Training
 `{TRAIN_CMD[MAIN]}` → {s_main['steps']} iterations in {s_main['wall_min']:.1f} min (wall, shared CPU);
-checkpoints and sample grids in `checkpoints/sagan-fashion-mnist/`. Final γ: G {m['gammas']}, D {s_main['gamma_d']}.
+checkpoints and sample grids in `checkpoints/sagan-fashion-mnist/`. Final γ (by feature-map size): G {fmt(m['gammas'])}, D {fmt(s_main['gamma_d'])}.
 
 The **ablation** `sagan-fashion-mnist-no-attention` (shipped next to this folder) is the same network with the
 attention blocks removed from G and D, trained at the same time with the same budget:
