@@ -16,7 +16,8 @@ MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST train pixel statistics (x/255)
 
 def to_batch(images) -> torch.Tensor:
     """uint8 (N,H,W) / (N,H,W,1) array or tensor, or float tensor (N,1,H,W) in [0,1] -> float (N,1,28,28)."""
-    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.array(images))  # copy: inputs may be read-only
+    # np.array copies: cached data sets are read-only arrays, which torch.from_numpy warns about.
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.array(images))
     if x.dtype == torch.uint8:
         if x.ndim == 4 and x.shape[-1] in (1, 3):  # NHWC
             x = x.permute(0, 3, 1, 2)

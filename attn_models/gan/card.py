@@ -105,8 +105,9 @@ and spectral-norm vectors re-estimated for the averaged weights) plus the sampli
 - Per-class BN gains/biases are plain embeddings (as in the official code), not spectrally normalised.
 
 ## Training
-`{TRAIN_CMD[MAIN]}` → {s_main['steps']} iterations in {s_main['wall_min']:.1f} min (wall, shared CPU);
-checkpoints and sample grids in `checkpoints/sagan-fashion-mnist/`. Final γ (by feature-map size): G {fmt(m['gammas'])}, D {fmt(s_main['gamma_d'])}.
+`{TRAIN_CMD[MAIN]}`\n→ {s_main['steps']} iterations in {s_main['wall_min']:.1f} min (wall, shared CPU);
+checkpoints and sample grids in `checkpoints/sagan-fashion-mnist/`.
+Final γ (by feature-map size): G {fmt(m['gammas'])}, D {fmt(s_main['gamma_d'])}.
 
 The **ablation** `sagan-fashion-mnist-no-attention` (shipped next to this folder) is the same network with the
 attention blocks removed from G and D, trained at the same time with the same budget:
