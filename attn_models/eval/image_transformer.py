@@ -71,6 +71,7 @@ def main(argv=None) -> dict:
         model = load(args.name, device=args.device, source=args.source)
     train_x, _ = load_fashion_mnist("train", args.data_dir)
     test_x, test_y = load_fashion_mnist("test", args.data_dir)
+    all_test = test_x[..., None], test_y  # figures pick one test image per class from the whole set
     if args.limit:
         test_x, test_y = test_x[: args.limit], test_y[: args.limit]
     test_x = test_x[..., None]
@@ -90,7 +91,7 @@ def main(argv=None) -> dict:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     if args.figures:
         from attn_models.eval.image_transformer_figures import write_figures
-        write_figures(model, test_x, test_y, Path(args.figures))
+        write_figures(model, *all_test, Path(args.figures))
     return result
 
 
