@@ -31,7 +31,7 @@ def pattern_text(cfg: dict) -> str:
             f"{cfg['flange_h']} rows above and {cfg['flange_w']} columns left/right")
 
 
-def card(name: str, ev: dict, other: dict, bench: list[dict], ckpt: Path, weights: Path) -> str:
+def card(name: str, ev: dict, other: dict, bench: list[dict], ckpt: Path, weights: Path, history: str = "") -> str:
     cfg = json.loads((weights / name / "config.json").read_text())
     state = json.loads((ckpt / name / "state.json").read_text())
     targs = json.loads((ckpt / name / "args.json").read_text())
@@ -62,6 +62,7 @@ def card(name: str, ev: dict, other: dict, bench: list[dict], ckpt: Path, weight
         "## Training", "",
         f"- Command: `{train_command(targs)}` (continued with `--resume` after restarts; the "
         "learning-rate schedule is a function of the elapsed fraction of the time budget).",
+        *([f"- History: {history}"] if history else []),
         f"- Data: Fashion-MNIST training set (60,000 images, class labels as condition); "
         f"{state['images']:,} images seen ({state['step']} steps of {targs['batch_size']}), "
         f"less than one epoch.",
@@ -85,7 +86,10 @@ def card(name: str, ev: dict, other: dict, bench: list[dict], ckpt: Path, weight
         lines.append(f"| {lrow['config']} (random weights) | {lrow['n']} | {lrow['cached_img_s']:.3f} "
                      "| - | - | - | - |")
     lines += [
-        "", "Command: `python bench/sampling.py --weights-root checkpoints` (1 thread, shared CPU).", "",
+        "", "Command: `python bench/sampling.py --weights-root checkpoints` (1 thread, shared CPU), run on training "
+        "checkpoints of this architecture taken during training (speed does not depend on the weight values; the "
+        "identity check uses those weights). Wall-clock ratios move with the load of the shared machine; the "
+        "CPU-time ratio is the steadier number.", "",
         "## Samples and completions", "",
         "![samples per class](samples.png)", "",
         "One row per class (tshirt, trousers, pullover, dress, coat, sandal, shirt, sneaker, bag, boot), "
@@ -111,12 +115,14 @@ def main(argv=None) -> None:
     p.add_argument("--bench", required=True)
     p.add_argument("--ckpt-root", default="checkpoints")
     p.add_argument("--weights-root", default="weights")
+    p.add_argument("--history-1d", default="", help="how the run was started/resumed (free text)")
+    p.add_argument("--history-2d", default="")
     args = p.parse_args(argv)
     e1, e2 = (json.loads(Path(f).read_text()) for f in (args.eval_1d, args.eval_2d))
     bench = json.loads(Path(args.bench).read_text())
-    for ev, other in ((e1, e2), (e2, e1)):
+    for ev, other, hist in ((e1, e2, args.history_1d), (e2, e1, args.history_2d)):
         out = Path(args.weights_root) / ev["model"] / "README.md"
-        out.write_text(card(ev["model"], ev, other, bench, Path(args.ckpt_root), Path(args.weights_root)))
+        out.write_text(card(ev["model"], ev, other, bench, Path(args.ckpt_root), Path(args.weights_root), hist))
         print("wrote", out)
 
 
