@@ -52,7 +52,14 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--reading", default="", help="the author's reading of the comparison (prose)")
     p.add_argument("--log-name", default="log.jsonl", help="training log in checkpoints/<name>/ to summarise")
+    p.add_argument("--resumed-budget-min", type=float, default=None,
+                   help="the runs were resumed with --resume --time-budget-min N after the 70-minute run")
     args = p.parse_args(argv)
+    cmds = dict(TRAIN_CMD)
+    if args.resumed_budget_min:
+        for k in cmds:
+            cmds[k] = (f"{cmds[k]}`, then the same command with `--resume --time-budget-min "
+                       f"{args.resumed_budget_min:g}")
     reading = args.reading
     metrics = json.loads((ROOT / "weights" / MAIN / "metrics.json").read_text())
     rows = metrics["rows"]
@@ -60,6 +67,17 @@ def main(argv=None) -> None:
     s_main, s_abl = train_summary(MAIN, args.log_name), train_summary(ABLATION, args.log_name)
     m, a = rows[MAIN], rows[ABLATION]
     verdict = ("lower" if m["fid"] < a["fid"] else "higher")
+    earlier = ""
+    early_path = ROOT / "weights" / MAIN / "metrics_70min.json"
+    if early_path.is_file():
+        early = json.loads(early_path.read_text())
+        s70m, s70a = train_summary(MAIN, "log_70min.jsonl"), train_summary(ABLATION, "log_70min.jsonl")
+        earlier = f"""
+The same two runs after their first 70 minutes ({s70m['steps']} and {s70a['steps']} iterations), evaluated
+with the same command (`metrics_70min.json`):
+
+{table(early["rows"])}
+"""
     common = f"""
 ## Evaluation (measured)
 `{metrics['command']}` (wall time {metrics['wall_s'] / 60:.1f} min on the shared 2-core CPU).
@@ -74,7 +92,7 @@ requested class. IS-style score = exp(E KL(p(y|x) || p(y))) with the same classi
 Class consistency per class:
 
 {per_class(rows)}
-"""
+{earlier}"""
     card = f"""---
 library_name: pytorch
 tags: [gan, sagan, self-attention, fashion-mnist]
@@ -99,19 +117,20 @@ and spectral-norm vectors re-estimated for the averaged weights) plus the sampli
   warm-up) for sampling. Spectral norm is `torch.nn.utils.parametrizations.spectral_norm`.
 
 ## Deviations (and why)
-- Size: base width {config['ch']} (the paper's ImageNet nets are far wider), batch 32, 70 minutes on one thread of a
-  shared 2-core CPU: **{s_main['steps']} iterations** ({s_main['steps'] * 32:,} real images seen, under one epoch).
+- Size: base width {config['ch']} (the paper's ImageNet nets are far wider), batch 32,
+  {s_main['wall_min']:.0f} minutes on one thread of a shared 2-core CPU: **{s_main['steps']} iterations**
+  ({s_main['steps'] * 32:,} real images seen, {s_main['steps'] * 32 / 60000:.2f} epochs).
   The paper trains ~1M iterations at batch 256. These numbers describe a very short run.
 - Per-class BN gains/biases are plain embeddings (as in the official code), not spectrally normalised.
 
 ## Training
-`{TRAIN_CMD[MAIN]}`\n→ {s_main['steps']} iterations in {s_main['wall_min']:.1f} min (wall, shared CPU);
+`{cmds[MAIN]}`\n→ {s_main['steps']} iterations in {s_main['wall_min']:.1f} min (wall, shared CPU);
 checkpoints and sample grids in `checkpoints/sagan-fashion-mnist/`.
 Final γ (by feature-map size): G {fmt(m['gammas'])}, D {fmt(s_main['gamma_d'])}.
 
 The **ablation** `sagan-fashion-mnist-no-attention` (shipped next to this folder) is the same network with the
 attention blocks removed from G and D, trained at the same time with the same budget:
-`{TRAIN_CMD[ABLATION]}` → {s_abl['steps']} iterations in {s_abl['wall_min']:.1f} min (no attention makes each step
+`{cmds[ABLATION]}` → {s_abl['steps']} iterations in {s_abl['wall_min']:.1f} min (no attention makes each step
 cheaper, so it got more steps for the same wall time).
 {common}
 ## Does self-attention help here?
@@ -142,7 +161,7 @@ Ablation of `sagan-fashion-mnist`: identical generator/discriminator, loss, opti
 re-run: `python -m attn_models.eval.gan sagan-fashion-mnist --compare sagan-fashion-mnist-no-attention`.
 
 ## Training
-`{TRAIN_CMD[ABLATION]}` → {s_abl['steps']} iterations in {s_abl['wall_min']:.1f} min (wall, shared 2-core CPU).
+`{cmds[ABLATION]}` → {s_abl['steps']} iterations in {s_abl['wall_min']:.1f} min (wall, shared 2-core CPU).
 {common}
 ![samples](samples.png)
 """
