@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -137,8 +138,15 @@ def test_cached_download_loads_when_the_hub_is_gone(tiny, fake_hub, monkeypatch,
 
 def test_unreachable_hub_with_nothing_cached_names_the_repo_and_what_to_do(tiny, monkeypatch, tmp_path):
     point_huggingface_hub_at(monkeypatch, closed_port_url(), tmp_path / "empty-cache")
+    # With no cached copy to fall back on, huggingface_hub retries with backoff (1+2+4+8+8 s) before
+    # giving up; record those waits instead of sleeping through them.
+    from huggingface_hub.utils import _http
+
+    waits = []
+    monkeypatch.setattr(_http, "time", types.SimpleNamespace(sleep=waits.append))
     with pytest.raises(ValueError) as err:
         load(tiny.name, source="hub", repo_id="someone/tiny")
+    assert waits, "the real retry path ran"
     msg = str(err.value)
     assert "'someone/tiny'" in msg and "unreachable" in msg
     assert "source='local'" in msg and "HF_ENDPOINT" in msg  # what to do
