@@ -251,7 +251,7 @@ class ImageTransformer(nn.Module, PyTorchModelHubMixin):
             known = np.broadcast_to(known, (n, *known.shape))
         if known.shape != (n, *self.image_shape):
             raise ValueError(f"known must have shape {self.image_shape} or ({n}, ...), got {known.shape}")
-        kn = torch.from_numpy(np.ascontiguousarray(known)).reshape(n, -1)
+        kn = torch.from_numpy(np.array(known)).reshape(n, -1)  # a writable copy
         in_order = kn[:, self.order.cpu()]
         if (in_order[:, 1:] & ~in_order[:, :-1]).any():
             raise ValueError("known must be a prefix in generation order (all known pixels before all unknown)")
