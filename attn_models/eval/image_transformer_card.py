@@ -93,10 +93,9 @@ def card(name: str, ev: dict, other: dict, bench: list[dict], ckpt: Path, weight
         lines.append(f"| {lrow['config']} (random weights) | {lrow['n']} | {lrow['cached_img_s']:.3f} "
                      "| - | - | - | - |")
     lines += [
-        "", "Command: `python bench/sampling.py --weights-root checkpoints` (1 thread, shared CPU), run on training "
-        "checkpoints of this architecture taken during training (speed does not depend on the weight values; the "
-        "identity check uses those weights). Wall-clock ratios move with the load of the shared machine; the "
-        "CPU-time ratio is the steadier number.", "",
+        "", f"Command: `python bench/sampling.py` (1 thread, shared 2-core CPU; 28x28 rows use {brow['weights']}). "
+        "Wall-clock ratios move with the load of the shared machine; the CPU-time ratio is the steadier number. "
+        "Numbers in sampling_bench.json.", "",
         "## Samples and completions", "",
         "![samples per class](samples.png)", "",
         "One row per class (tshirt, trousers, pullover, dress, coat, sandal, shirt, sneaker, bag, boot), "
