@@ -7,16 +7,6 @@ from PIL import Image
 from attn_models.captioning.decoder import ARGMAX, SOFT
 from attn_models.captioning.model import ReinforceState, ShowAttendTell, caption_loss
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tiny models gain nothing from threads, and on a loaded machine extra threads spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 TINY = dict(encoder_channels=8, embed_dim=8, hidden_dim=16, attn_dim=8, dropout=0.0)
 
 

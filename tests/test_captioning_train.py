@@ -15,13 +15,6 @@ TINY = ["--encoder-channels", "8", "--embed-dim", "8", "--hidden-dim", "16", "--
         "--batch-size", "4", "--threads", "1", "--eval-every", "1000", "--eval-scenes", "3", "--eval-items", "20"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def log_records(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
