@@ -168,20 +168,42 @@ def attention_on_location0(model, a, tokens):
     return float(out["alphas"][:, 0, 0].mean())
 
 
+@pytest.mark.parametrize("reward", ["sentence", "to_go"])
 @pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_reinforce_moves_attention_towards_rewarding_location(sign):
+def test_reinforce_moves_attention_towards_rewarding_location(sign, reward):
     """Only REINFORCE trains the attention when every caption uses a sampled location
     (expect_prob=0): the informative location must gain mass; with the sign flipped it must lose it."""
     m = tiny("hard", seed=8, coord_channels=False)
     a, tokens = toy_batch(m, n=32)
     start = attention_on_location0(m, a, tokens)
     train_steps(m, a, tokens, 150, lr=0.02, reinforce=ReinforceState(), reinforce_weight=sign,
-                entropy_weight=0.0, expect_prob=0.0)
+                entropy_weight=0.0, expect_prob=0.0, reward=reward)
     end = attention_on_location0(m, a, tokens)
     if sign > 0:
         assert end > max(0.6, start + 0.2)
     else:
         assert end < start
+
+
+def test_reward_to_go_weights_each_location_by_the_words_after_it():
+    """R_t = sum_{t'>=t} log p(y_t'); the per-position baseline starts at the first batch's mean and
+    then moves by the paper's 0.9/0.1 average; padded words and expected-context captions don't count."""
+    from attn_models.captioning.model import _reinforce_to_go
+
+    log_p_tok = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -0.5, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    log_p_loc = torch.tensor([[-1.0, -1.0, -1.0], [-2.0, -2.0, -2.0]], requires_grad=True)
+    state = ReinforceState()
+    rl, _ = _reinforce_to_go(log_p_tok, log_p_loc, mask, torch.tensor([1.0, 0.0]), state)
+    assert state.baseline == pytest.approx([-6.0, -5.0, -3.0])  # caption 1 is not sampled: ignored
+    assert float(rl) == pytest.approx(0.0)  # reward == baseline
+    rl, b0 = _reinforce_to_go(log_p_tok, log_p_loc, mask, torch.tensor([1.0, 1.0]), state)
+    assert b0 == pytest.approx(-6.0)
+    # advantages: caption 0 -> 0, 0, 0; caption 1 (to go -1, -0.5, pad) -> 5, 4.5, (masked)
+    rl.backward()
+    assert log_p_loc.grad[1].tolist() == pytest.approx([-5.0 / 2, -4.5 / 2, 0.0])
+    assert log_p_loc.grad[0].tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-5)
+    assert state.baseline == pytest.approx([0.9 * -6 + 0.1 * -3.5, 0.9 * -5 + 0.1 * -2.75, -3.0])
 
 
 @pytest.mark.parametrize("lam", [5.0, -5.0])

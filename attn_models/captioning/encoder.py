@@ -22,16 +22,17 @@ def _conv(cin: int, cout: int) -> list[nn.Module]:
 
 
 class SmallCNN(nn.Module):
-    """(B, 3, 96, 96) in [0, 1] -> (B, C, 12, 12)."""
+    """(B, 3, 96, 96) in [0, 1] -> (B, C, 12, 12). ``widths`` are the three blocks before the last pool."""
 
-    def __init__(self, channels: int = 96):
+    def __init__(self, channels: int = 96, widths: tuple[int, int, int] = (24, 48, 64)):
         super().__init__()
+        w1, w2, w3 = widths
         self.out_channels = channels
         self.net = nn.Sequential(
-            *_conv(3, 24), nn.MaxPool2d(2),          # 48
-            *_conv(24, 48), nn.MaxPool2d(2),         # 24
-            *_conv(48, 64), *_conv(64, 64), nn.MaxPool2d(2),  # 12
-            *_conv(64, channels), *_conv(channels, channels),
+            *_conv(3, w1), nn.MaxPool2d(2),          # 48
+            *_conv(w1, w2), nn.MaxPool2d(2),         # 24
+            *_conv(w2, w3), *_conv(w3, w3), nn.MaxPool2d(2),  # 12
+            *_conv(w3, channels), *_conv(channels, channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,9 +81,11 @@ class TorchvisionEncoder(nn.Module):
 ENCODERS = ("small", "vgg16", "resnet18", "resnet34", "resnet50", "resnet101")
 
 
-def build_encoder(name: str, channels: int = 96) -> nn.Module:
+def build_encoder(name: str, channels: int = 96, widths: tuple[int, int, int] = (24, 48, 64)) -> nn.Module:
     if name == "small":
-        return SmallCNN(channels)
+        if len(widths) != 3:
+            raise ValueError(f"the small encoder needs 3 widths, got {widths!r}")
+        return SmallCNN(channels, tuple(int(w) for w in widths))
     if name in ENCODERS:
         return TorchvisionEncoder(name)
     raise ValueError(f"unknown encoder {name!r}; expected one of {ENCODERS}")

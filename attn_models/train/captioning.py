@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-dir", default="checkpoints")
     p.add_argument("--encoder", default="small", help="small | vgg16 | resnet18/34/50/101")
     p.add_argument("--encoder-channels", type=int, default=96)
+    p.add_argument("--encoder-widths", type=int, nargs=3, default=[24, 48, 64], metavar="W",
+                   help="small encoder: widths of its first three conv blocks")
     p.add_argument("--image-size", type=int, default=None, help="default 96 (scenes) or 224 (photos)")
     p.add_argument("--encoder-from", help="encoder weights (safetensors) from --stage encoder")
     p.add_argument("--imagenet", action="store_true", help="torchvision encoder: load ImageNet weights (online)")
@@ -79,6 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ds-lambda", type=float, default=0.0, help="doubly stochastic penalty weight")
     p.add_argument("--reinforce-weight", type=float, default=1.0)
     p.add_argument("--entropy-weight", type=float, default=0.01)
+    p.add_argument("--reward", choices=["sentence", "to_go"], default="sentence",
+                   help="hard: REINFORCE reward, the paper's whole-sentence log-likelihood or the reward to go")
     p.add_argument("--expect-prob", type=float, default=0.5, help="hard: P(use expected context)")
     p.add_argument("--targets", choices=["canonical", "all"], default="canonical",
                    help="fashion-scenes: train on the reading-order caption, or on a random reference")
@@ -88,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=10000)
     p.add_argument("--time-budget-min", type=float, default=0.0, help="stop cleanly after this long (0: no limit)")
     p.add_argument("--pretrain-canvas", type=int, default=40, help="encoder stage: canvas side (>= 28)")
+    p.add_argument("--flip", action="store_true",
+                   help="encoder stage: mirror half the items left-right (clothes stay the same class)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="encoder stage: AdamW weight decay")
     p.add_argument("--feature-pool", type=int, default=0,
                    help="decoder on scenes: encode this many training scenes once and sample batches from "
                         "them (the encoder is frozen, so this only saves time); 0 = fresh scenes every step")
@@ -158,9 +165,9 @@ def load_state(path: Path) -> dict:
 class TagNet(nn.Module):
     """SmallCNN + per-cell colour and class logits, max-pooled over the grid (multiple-instance learning)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, widths=(24, 48, 64)):
         super().__init__()
-        self.encoder = SmallCNN(channels)
+        self.encoder = SmallCNN(channels, tuple(widths))
         self.head = nn.Conv2d(channels, len(COLOURS) + len(CLASS_WORDS), 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,17 +175,21 @@ class TagNet(nn.Module):
         return logits[:, :len(COLOURS)], logits[:, len(COLOURS):]
 
 
-def item_canvases(rng: np.random.Generator, images, labels, n: int, size: int):
-    """n canvases of size x size, each one tinted item at a random offset: (x, colour ids, class ids)."""
+def item_canvases(rng: np.random.Generator, images, labels, n: int, size: int, flip: bool = False):
+    """n canvases of size x size, each one tinted item at a random offset: (x, colour ids, class ids).
+    With ``flip``, half the items are mirrored left-right (drawn after the other draws, so the
+    canvases without ``flip`` stay as they were)."""
     if size < ITEM:
         raise ValueError(f"--pretrain-canvas must be >= {ITEM}")
     x = np.zeros((n, size, size, 3), np.uint8)
     cols = rng.integers(0, len(COLOURS), size=n)
     picks = rng.integers(0, len(images), size=n)
     offs = rng.integers(0, size - ITEM + 1, size=(n, 2))
+    mirror = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
     for i in range(n):
         colour = np.asarray(PALETTE[COLOURS[cols[i]]], np.float32)
-        tint = images[picks[i]].astype(np.float32)[:, :, None] / 255.0 * colour
+        item = images[picks[i]][:, ::-1] if mirror[i] else images[picks[i]]
+        tint = item.astype(np.float32)[:, :, None] / 255.0 * colour
         x[i, offs[i, 0]:offs[i, 0] + ITEM, offs[i, 1]:offs[i, 1] + ITEM] = np.rint(tint).astype(np.uint8)
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255.0
     return xt, torch.from_numpy(cols).long(), torch.from_numpy(labels[picks]).long()
@@ -198,8 +209,8 @@ def tag_metrics(net: TagNet, batch) -> dict[str, float]:
 
 def train_encoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) -> None:
     images, labels = load_fashion_mnist("train")
-    net = TagNet(args.encoder_channels)
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    net = TagNet(args.encoder_channels, args.encoder_widths)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, elapsed = 0, 0.0
     state_path = run_dir / "state.pt"
     if args.resume and state_path.exists():
@@ -233,7 +244,7 @@ def train_encoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) ->
             g["lr"] = lr_at(args, step, elapsed)
         rng = np.random.default_rng([args.seed, step, accelerator.process_index])
         x, cols, cls = (t.to(accelerator.device) for t in
-                        item_canvases(rng, images, labels, args.batch_size, args.pretrain_canvas))
+                        item_canvases(rng, images, labels, args.batch_size, args.pretrain_canvas, args.flip))
         col_logits, cls_logits = net(x)
         loss = F.cross_entropy(col_logits, cols) + F.cross_entropy(cls_logits, cls)
         opt.zero_grad(set_to_none=True)
@@ -263,7 +274,8 @@ def build_model(args, vocab: list[str] | None) -> ShowAttendTell:
     if vocab is None:  # Fashion-Scenes: write the vocabulary into config.json so the weights stand alone
         vocab = list(VOCAB)
     model = ShowAttendTell(vocab=vocab, attention=args.attention, encoder=args.encoder,
-                           encoder_channels=args.encoder_channels, image_size=args.image_size,
+                           encoder_channels=args.encoder_channels, encoder_widths=tuple(args.encoder_widths),
+                           image_size=args.image_size,
                            embed_dim=args.embed_dim, hidden_dim=args.hidden_dim, attn_dim=args.attn_dim,
                            dropout=args.dropout)
     if args.encoder_from:
@@ -401,7 +413,7 @@ def train_decoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) ->
         tokens = raw.tokenize(chosen, args.max_words).to(device)
         loss, stats = model(tokens, images=x, annotations=feats, ds_lambda=args.ds_lambda, reinforce=rstate,
                             reinforce_weight=args.reinforce_weight, entropy_weight=args.entropy_weight,
-                            expect_prob=args.expect_prob, generator=gen)
+                            expect_prob=args.expect_prob, reward=args.reward, generator=gen)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(params, 5.0)
