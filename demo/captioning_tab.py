@@ -71,9 +71,7 @@ def _load_model(kind: str, device: str):
     repo = os.environ.get(REPO_ENV[kind])
     if repo:
         return load(name, device=device, source="hub", repo_id=repo)
-    if os.environ.get("ATTN_MODELS_HUB_ORG"):
-        return load(name, device=device, source="hub")
-    return load(name, device=device)
+    return load(name, device=device)  # source="auto" turns to the Hub itself when ATTN_MODELS_HUB_ORG is set
 
 
 def get_model(kind: str, device: str):

@@ -206,6 +206,18 @@ def test_reward_to_go_weights_each_location_by_the_words_after_it():
     assert state.baseline == pytest.approx([0.9 * -6 + 0.1 * -3.5, 0.9 * -5 + 0.1 * -2.75, -3.0])
 
 
+def test_discounted_reward_to_go():
+    """discount 0 weights each location by its own word only; 0.5 halves each later word's weight."""
+    from attn_models.captioning.model import _reinforce_to_go
+
+    log_p_tok = torch.tensor([[-1.0, -2.0, -4.0]])
+    mask, sampled = torch.ones(1, 3), torch.ones(1)
+    for discount, expect in [(0.0, [-1.0, -2.0, -4.0]), (0.5, [-3.0, -4.0, -4.0]), (1.0, [-7.0, -6.0, -4.0])]:
+        state = ReinforceState()
+        _reinforce_to_go(log_p_tok, torch.zeros(1, 3), mask, sampled, state, discount)
+        assert state.baseline == pytest.approx(expect)  # first batch: the baseline is the reward itself
+
+
 @pytest.mark.parametrize("lam", [5.0, -5.0])
 def test_doubly_stochastic_penalty_sign(lam):
     """Penalty alone, from peaked attention: a positive weight lowers sum_i (1 - sum_t alpha_ti)^2."""

@@ -177,7 +177,7 @@ class ReinforceState:
 
 def caption_loss(model: ShowAttendTell, a: torch.Tensor, tokens: torch.Tensor, ds_lambda: float = 0.0,
                  reinforce: ReinforceState | None = None, reinforce_weight: float = 1.0,
-                 entropy_weight: float = 0.01, expect_prob: float = 0.5, reward: str = "sentence",
+                 entropy_weight: float = 0.01, expect_prob: float = 0.5, reward: str = "sentence", reward_discount: float = 1.0,
                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Training objective, per caption summed over words and averaged over the batch.
 
@@ -189,7 +189,9 @@ def caption_loss(model: ShowAttendTell, a: torch.Tensor, tokens: torch.Tensor, d
     ``reward="to_go"`` (variance reduction, not in the paper): location s_t cannot change the words
     before t, so its log-probability is weighted by the reward to go sum_{t'>=t} log p(y_t'|s~,a)
     minus a moving-average baseline for position t, instead of by the whole sentence's. Same
-    expected gradient (causality), less noise from the other words' locations.
+    expected gradient (causality), less noise from the other words' locations. ``reward_discount`` < 1
+    discounts later words (R_t = sum_t' discount^(t'-t) log p(y_t')): less variance again, but biased,
+    since a location seen at t can still help the words after it through the LSTM state.
     """
     if reward not in ("sentence", "to_go"):
         raise ValueError(f"reward must be 'sentence' or 'to_go', got {reward!r}")
@@ -218,7 +220,8 @@ def caption_loss(model: ShowAttendTell, a: torch.Tensor, tokens: torch.Tensor, d
         if reward == "sentence":
             rl, b = _reinforce_sentence(-nll.detach(), out["log_p_loc"], mask, sampled, reinforce)
         else:
-            rl, b = _reinforce_to_go(-(nll_tok * mask).detach(), out["log_p_loc"], mask, sampled, reinforce)
+            rl, b = _reinforce_to_go(-(nll_tok * mask).detach(), out["log_p_loc"], mask, sampled, reinforce,
+                                     reward_discount)
         rl = reinforce_weight * rl
         ent = ((out["entropy"] * mask).sum(1)).mean()
         loss = loss + rl - entropy_weight * ent
@@ -240,10 +243,15 @@ def _reinforce_sentence(log_p_y, log_p_loc, mask, sampled, state: ReinforceState
     return rl, b
 
 
-def _reinforce_to_go(log_p_tok, log_p_loc, mask, sampled, state: ReinforceState) -> tuple[torch.Tensor, float]:
-    """Reward to go: -sum_t (R_t - b_t) log p(s~_t|a) with R_t = sum_{t'>=t} log p(y_t'|s~,a).
+def _reinforce_to_go(log_p_tok, log_p_loc, mask, sampled, state: ReinforceState,
+                     discount: float = 1.0) -> tuple[torch.Tensor, float]:
+    """Reward to go: -sum_t (R_t - b_t) log p(s~_t|a) with R_t = sum_{t'>=t} discount^(t'-t) log p(y_t'|s~,a).
     log_p_tok/log_p_loc/mask (B, T), sampled (B,)."""
-    to_go = log_p_tok.flip(1).cumsum(1).flip(1)  # (B, T)
+    to_go = torch.zeros_like(log_p_tok)  # (B, T)
+    running = torch.zeros_like(log_p_tok[:, 0])
+    for t in reversed(range(log_p_tok.shape[1])):
+        running = log_p_tok[:, t] + discount * running
+        to_go[:, t] = running
     t_len = to_go.shape[1]
     weight = mask * sampled[:, None]  # (B, T): sampled captions, real words
     counts = weight.sum(0)  # (T,)

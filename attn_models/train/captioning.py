@@ -83,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--entropy-weight", type=float, default=0.01)
     p.add_argument("--reward", choices=["sentence", "to_go"], default="sentence",
                    help="hard: REINFORCE reward, the paper's whole-sentence log-likelihood or the reward to go")
+    p.add_argument("--reward-discount", type=float, default=1.0,
+                   help="hard, --reward to_go: weight of word t' in the reward of location t is discount^(t'-t)")
     p.add_argument("--expect-prob", type=float, default=0.5, help="hard: P(use expected context)")
     p.add_argument("--targets", choices=["canonical", "all"], default="canonical",
                    help="fashion-scenes: train on the reading-order caption, or on a random reference")
@@ -413,7 +415,8 @@ def train_decoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) ->
         tokens = raw.tokenize(chosen, args.max_words).to(device)
         loss, stats = model(tokens, images=x, annotations=feats, ds_lambda=args.ds_lambda, reinforce=rstate,
                             reinforce_weight=args.reinforce_weight, entropy_weight=args.entropy_weight,
-                            expect_prob=args.expect_prob, reward=args.reward, generator=gen)
+                            expect_prob=args.expect_prob, reward=args.reward,
+                            reward_discount=args.reward_discount, generator=gen)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(params, 5.0)
