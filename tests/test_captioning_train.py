@@ -23,11 +23,13 @@ def log_records(path):
 def test_encoder_then_decoder_resume_and_export(tmp_path, fashion_mnist):
     ck = str(tmp_path / "ck")
     train.main(["--stage", "encoder", "--name", "enc", "--checkpoint-dir", ck, "--steps", "3",
-                "--pretrain-canvas", "32", *TINY])
+                "--pretrain-canvas", "32", "--encoder-widths", "4", "6", "8", "--flip", "--weight-decay", "0.01",
+                *TINY])
     enc = tmp_path / "ck" / "enc" / "encoder.safetensors"
     assert enc.exists()
     common = ["--attention", "hard", "--name", "dec", "--checkpoint-dir", ck, "--encoder-from", str(enc),
-              "--feature-pool", "12", "--pool-cache", str(tmp_path / "pool.safetensors"), *TINY]
+              "--feature-pool", "12", "--pool-cache", str(tmp_path / "pool.safetensors"),
+              "--encoder-widths", "4", "6", "8", "--reward", "to_go", "--reward-discount", "0.5", *TINY]
     train.main([*common, "--steps", "2"])
     assert (tmp_path / "pool.safetensors").exists()
     train.main([*common, "--steps", "4", "--resume", "--export", str(tmp_path / "w")])
@@ -41,6 +43,22 @@ def test_encoder_then_decoder_resume_and_export(tmp_path, fashion_mnist):
         assert torch.equal(v, saved[k]), k
     cap = m.caption(Image.new("RGB", (96, 96)), beam_size=2, max_len=5)
     assert cap.alphas.shape[1:] == m.grid_hw
+    assert list(json.loads((tmp_path / "w" / "config.json").read_text())["encoder_widths"]) == [4, 6, 8]
+
+    # the model card is written from these runs' logs and an eval JSON, nothing typed by hand
+    from attn_models.captioning.card import main as card_main
+
+    metrics = {"bleu1": 0.5, "bleu2": 0.4, "bleu3": 0.3, "bleu4": 0.2, "object_recall": 0.123,
+               "attention_correctness": 0.456, "uniform_baseline": 0.07, "exact_match": 0.01,
+               "object_words": 10, "scenes": 5, "beam_size": 3}
+    (tmp_path / "m.json").write_text(json.dumps(metrics))
+    card_main([str(tmp_path / "w"), "--metrics", str(tmp_path / "m.json"), "--train-info",
+               str(tmp_path / "ck" / "dec" / "train_info.json"), "--encoder-log",
+               str(tmp_path / "ck" / "enc" / "log.jsonl"), "--hardware", "on a test machine"])
+    card = (tmp_path / "w" / "README.md").read_text()
+    assert "| object recall | 0.123 |" in card and "| attention correctness | 0.456 |" in card
+    assert "--reward to_go --reward-discount 0.5" in card and "--encoder-widths 4 6 8 --flip" in card
+    assert "block widths [4, 6, 8]" in card and "on a test machine" in card
 
 
 @pytest.fixture()

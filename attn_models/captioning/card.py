@@ -31,7 +31,8 @@ def metrics_table(columns: list[tuple[str, dict]]) -> str:
 
 
 def write_card(weights_dir: str, metrics: dict, train_info: dict, encoder_log: list[dict],
-               compare: list[tuple[str, dict, dict]], notes: str, figure: str | None) -> str:
+               compare: list[tuple[str, dict, dict]], notes: str, figure: str | None,
+               hardware: str = "on a 2-core CPU") -> str:
     name = Path(weights_dir).name
     config = json.loads((Path(weights_dir) / "config.json").read_text())
     enc_final = [r for r in encoder_log if r.get("final")][-1]
@@ -73,7 +74,9 @@ def write_card(weights_dir: str, metrics: dict, train_info: dict, encoder_log: l
                   "the white box is the item the word names.", ""]
     lines += [
         "## Training", "",
-        "1. Encoder: the small CNN (`attn_models/captioning/encoder.py`, 12x12x96 grid) pretrained on a tag "
+        "1. Encoder: the small CNN (`attn_models/captioning/encoder.py`, 12x12 grid of "
+        f"{config.get('encoder_channels', 96)} channels, block widths {list(config.get('encoder_widths', [24, 48, 64]))}) "
+        "pretrained on a tag "
         "task from the training data (colour and class of one tinted Fashion-MNIST *train* item on a 40x40 "
         "canvas; per-cell logits max-pooled over the grid), then frozen:", "",
         "```", enc_cmds, "```", "",
@@ -83,8 +86,8 @@ def write_card(weights_dir: str, metrics: dict, train_info: dict, encoder_log: l
         "2. Decoder, on the frozen encoder:", "",
         "```", train_info["command"], "```", "",
         f"   {train_info['steps']} steps of {train_info['batch_size']} captions, "
-        f"{train_info['wall_time_s'] / 60:.1f} min wall time (plus encoding the 16,000-scene pool once), on a "
-        "shared 2-core CPU (about six trainings at once), one torch thread.", "",
+        f"{train_info['wall_time_s'] / 60:.1f} min wall time (plus encoding the 16,000-scene pool once), "
+        f"{hardware}.", "",
         "Model config: `" + json.dumps({k: v for k, v in config.items() if k != "vocab"}) + "`; the vocabulary "
         f"({len(config['vocab'])} words) is in config.json.", "",
     ]
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compare", action="append", default=[], help="LABEL:METRICS_JSON:TRAIN_INFO_JSON")
     p.add_argument("--notes", help="markdown file appended as Notes")
     p.add_argument("--figure", help="image file name inside weights_dir")
+    p.add_argument("--hardware", default="on a 2-core CPU", help="where the decoder trained, for the card")
     args = p.parse_args(argv)
     compare = []
     for spec in args.compare:
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         compare.append((label, json.loads(Path(mpath).read_text()), json.loads(Path(ipath).read_text())))
     write_card(args.weights_dir, json.loads(Path(args.metrics).read_text()),
                json.loads(Path(args.train_info).read_text()), _records(args.encoder_log), compare,
-               Path(args.notes).read_text() if args.notes else "", args.figure)
+               Path(args.notes).read_text() if args.notes else "", args.figure, args.hardware)
 
 
 if __name__ == "__main__":

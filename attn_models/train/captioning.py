@@ -437,7 +437,7 @@ def train_decoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) ->
     bar.close()
     checkpoint()
     if accelerator.is_main_process:
-        info = {"command": "python -m attn_models.train.captioning " + shlex.join(sys.argv[1:]),
+        info = {"command": "python -m attn_models.train.captioning " + shlex.join(args.argv),
                 "steps": step, "wall_time_s": round(time.time() - t0, 1), "batch_size": args.batch_size}
         if val is not None:
             info.update(validate(raw, val))
@@ -451,6 +451,7 @@ def train_decoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) ->
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the logs: the command that made a run
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -458,7 +459,7 @@ def main(argv: list[str] | None = None) -> None:
     run_dir = Path(args.checkpoint_dir) / args.name
     run_dir.mkdir(parents=True, exist_ok=True)
     log = RunLog(run_dir, accelerator.is_main_process)
-    log.write(start=True, argv=sys.argv[1:], resume=args.resume)
+    log.write(start=True, argv=args.argv, resume=args.resume)
     if args.stage == "encoder":
         if args.encoder != "small":
             raise SystemExit("--stage encoder pretrains the small CNN; torchvision encoders use --imagenet")
