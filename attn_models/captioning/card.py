@@ -75,7 +75,8 @@ def write_card(weights_dir: str, metrics: dict, train_info: dict, encoder_log: l
     lines += [
         "## Training", "",
         "1. Encoder: the small CNN (`attn_models/captioning/encoder.py`, 12x12 grid of "
-        f"{config.get('encoder_channels', 96)} channels, block widths {list(config.get('encoder_widths', [24, 48, 64]))}) "
+        f"{config.get('encoder_channels', 96)} channels, block widths "
+        f"{list(config.get('encoder_widths', [24, 48, 64]))}) "
         "pretrained on a tag "
         "task from the training data (colour and class of one tinted Fashion-MNIST *train* item on a 40x40 "
         "canvas; per-cell logits max-pooled over the grid), then frozen:", "",

@@ -177,7 +177,8 @@ class ReinforceState:
 
 def caption_loss(model: ShowAttendTell, a: torch.Tensor, tokens: torch.Tensor, ds_lambda: float = 0.0,
                  reinforce: ReinforceState | None = None, reinforce_weight: float = 1.0,
-                 entropy_weight: float = 0.01, expect_prob: float = 0.5, reward: str = "sentence", reward_discount: float = 1.0,
+                 entropy_weight: float = 0.01, expect_prob: float = 0.5, reward: str = "sentence",
+                 reward_discount: float = 1.0,
                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Training objective, per caption summed over words and averaged over the batch.
 
