@@ -97,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--flip", action="store_true",
                    help="encoder stage: mirror half the items left-right (clothes stay the same class)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="encoder stage: AdamW weight decay")
+    p.add_argument("--tag-loss", choices=["max", "cells"], default="max",
+                   help="encoder stage: 'max' = one colour/class per canvas from logits max-pooled over the grid; "
+                        "'cells' = every cell labelled: the item's colour/class where the cell's centre lies in "
+                        "the item's box, 'background' elsewhere (keeps item evidence where the item is)")
+    p.add_argument("--encoder-init", help="encoder stage: start from these encoder weights (safetensors)")
     p.add_argument("--feature-pool", type=int, default=0,
                    help="decoder on scenes: encode this many training scenes once and sample batches from "
                         "them (the encoder is frozen, so this only saves time); 0 = fresh scenes every step")
@@ -165,19 +170,41 @@ def load_state(path: Path) -> dict:
 
 # ---- stage 1: encoder pretraining on tags ----------------------------------------------------------
 class TagNet(nn.Module):
-    """SmallCNN + per-cell colour and class logits, max-pooled over the grid (multiple-instance learning)."""
+    """SmallCNN + per-cell colour and class logits, max-pooled over the grid (multiple-instance learning).
+    With ``background``, two more per-cell logits (colour and class "background") for the 'cells' loss."""
 
-    def __init__(self, channels: int, widths=(24, 48, 64)):
+    def __init__(self, channels: int, widths=(24, 48, 64), background: bool = False):
         super().__init__()
         self.encoder = SmallCNN(channels, tuple(widths))
-        self.head = nn.Conv2d(channels, len(COLOURS) + len(CLASS_WORDS), 1)
+        self.background = background
+        self.head = nn.Conv2d(channels, len(COLOURS) + len(CLASS_WORDS) + (2 if background else 0), 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.head(self.encoder(x)).amax(dim=(2, 3))  # (B, 18)
-        return logits[:, :len(COLOURS)], logits[:, len(COLOURS):]
+    def cell_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-cell (colour, class) logits: (B, 8[+1], g, g), (B, 10[+1], g, g); background last."""
+        out = self.head(self.encoder(x))
+        nc = len(COLOURS) + (1 if self.background else 0)
+        return out[:, :nc], out[:, nc:]
+
+    def forward(self, x: torch.Tensor, per_cell: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        col, cls = self.cell_logits(x)
+        if per_cell:
+            return col, cls
+        # the object logits, max-pooled over the grid: (B, 8), (B, 10)
+        return col[:, :len(COLOURS)].amax(dim=(2, 3)), cls[:, :len(CLASS_WORDS)].amax(dim=(2, 3))
 
 
-def item_canvases(rng: np.random.Generator, images, labels, n: int, size: int, flip: bool = False):
+def cell_targets(offsets: torch.Tensor, labels: torch.Tensor, background: int, grid: int) -> torch.Tensor:
+    """(B, grid, grid) targets: ``labels[b]`` where cell centre (8i+4, 8j+4) is inside item b's 28x28 box
+    at ``offsets[b]`` = (y, x), else ``background``."""
+    centres = torch.arange(grid) * 8 + 4  # the encoder's stride is 8
+    inside_y = (centres[None] >= offsets[:, :1]) & (centres[None] < offsets[:, :1] + ITEM)  # (B, g)
+    inside_x = (centres[None] >= offsets[:, 1:]) & (centres[None] < offsets[:, 1:] + ITEM)
+    inside = inside_y[:, :, None] & inside_x[:, None, :]  # (B, g, g)
+    return torch.where(inside, labels[:, None, None], torch.full_like(inside, background, dtype=torch.long))
+
+
+def item_canvases(rng: np.random.Generator, images, labels, n: int, size: int, flip: bool = False,
+                  with_offsets: bool = False):
     """n canvases of size x size, each one tinted item at a random offset: (x, colour ids, class ids).
     With ``flip``, half the items are mirrored left-right (drawn after the other draws, so the
     canvases without ``flip`` stay as they were)."""
@@ -194,7 +221,8 @@ def item_canvases(rng: np.random.Generator, images, labels, n: int, size: int, f
         tint = item.astype(np.float32)[:, :, None] / 255.0 * colour
         x[i, offs[i, 0]:offs[i, 0] + ITEM, offs[i, 1]:offs[i, 1] + ITEM] = np.rint(tint).astype(np.uint8)
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255.0
-    return xt, torch.from_numpy(cols).long(), torch.from_numpy(labels[picks]).long()
+    out = (xt, torch.from_numpy(cols).long(), torch.from_numpy(labels[picks]).long())
+    return (*out, torch.from_numpy(offs).long()) if with_offsets else out
 
 
 @torch.no_grad()
@@ -211,7 +239,10 @@ def tag_metrics(net: TagNet, batch) -> dict[str, float]:
 
 def train_encoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) -> None:
     images, labels = load_fashion_mnist("train")
-    net = TagNet(args.encoder_channels, args.encoder_widths)
+    cells = args.tag_loss == "cells"
+    net = TagNet(args.encoder_channels, args.encoder_widths, background=cells)
+    if args.encoder_init:
+        net.encoder.load_state_dict(load_file(args.encoder_init), strict=True)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, elapsed = 0, 0.0
     state_path = run_dir / "state.pt"
@@ -245,10 +276,17 @@ def train_encoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) ->
         for g in opt.param_groups:
             g["lr"] = lr_at(args, step, elapsed)
         rng = np.random.default_rng([args.seed, step, accelerator.process_index])
-        x, cols, cls = (t.to(accelerator.device) for t in
-                        item_canvases(rng, images, labels, args.batch_size, args.pretrain_canvas, args.flip))
-        col_logits, cls_logits = net(x)
-        loss = F.cross_entropy(col_logits, cols) + F.cross_entropy(cls_logits, cls)
+        x, cols, cls, offs = item_canvases(rng, images, labels, args.batch_size, args.pretrain_canvas, args.flip,
+                                           with_offsets=True)
+        x, cols, cls = x.to(accelerator.device), cols.to(accelerator.device), cls.to(accelerator.device)
+        if cells:
+            col_cells, cls_cells = net(x, per_cell=True)
+            grid = col_cells.shape[-1]
+            loss = F.cross_entropy(col_cells, cell_targets(offs, cols.cpu(), len(COLOURS), grid).to(x.device)) + \
+                F.cross_entropy(cls_cells, cell_targets(offs, cls.cpu(), len(CLASS_WORDS), grid).to(x.device))
+        else:
+            col_logits, cls_logits = net(x)
+            loss = F.cross_entropy(col_logits, cols) + F.cross_entropy(cls_logits, cls)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         opt.step()
