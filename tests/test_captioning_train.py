@@ -54,11 +54,13 @@ def test_encoder_then_decoder_resume_and_export(tmp_path, fashion_mnist):
     (tmp_path / "m.json").write_text(json.dumps(metrics))
     card_main([str(tmp_path / "w"), "--metrics", str(tmp_path / "m.json"), "--train-info",
                str(tmp_path / "ck" / "dec" / "train_info.json"), "--encoder-log",
-               str(tmp_path / "ck" / "enc" / "log.jsonl"), "--hardware", "on a test machine"])
+               str(tmp_path / "ck" / "enc" / "log.jsonl"), "--encoder-log", str(tmp_path / "ck" / "enc" / "log.jsonl"),
+               "--hardware", "on a test machine"])
     card = (tmp_path / "w" / "README.md").read_text()
     assert "| object recall | 0.123 |" in card and "| attention correctness | 0.456 |" in card
     assert "--reward to_go --reward-discount 0.5" in card and "--encoder-widths 4 6 8 --flip" in card
     assert "block widths [4, 6, 8]" in card and "on a test machine" in card
+    assert card.count("--stage encoder") == 2 and "items (reported, not used for selection), then:" in card
 
 
 def test_cell_targets_label_the_cells_whose_centre_is_in_the_box():

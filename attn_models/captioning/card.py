@@ -30,16 +30,34 @@ def metrics_table(columns: list[tuple[str, dict]]) -> str:
     return "\n".join([head, sep, *rows, *extra])
 
 
-def write_card(weights_dir: str, metrics: dict, train_info: dict, encoder_log: list[dict],
+def _encoder_stage(encoder_log: list[dict]) -> tuple[str, dict]:
+    """The commands of one encoder run (the fresh start and its resumptions) and its final record."""
+    enc_final = [r for r in encoder_log if r.get("final")][-1]
+    enc_starts = [r for r in encoder_log if r.get("start")]
+    fresh = max(i for i, r in enumerate(enc_starts) if not r.get("resume"))
+    cmds = "\n".join("python -m attn_models.train.captioning " + " ".join(r["argv"]) for r in enc_starts[fresh:])
+    return cmds, enc_final
+
+
+def _encoder_lines(encoder_logs: list[list[dict]]) -> list[str]:
+    """One block per encoder run, in order (a later run starts from the one before: --encoder-init)."""
+    lines = []
+    for i, log in enumerate(encoder_logs):
+        cmds, final = _encoder_stage(log)
+        lines += ["```", cmds, "```", "",
+                  f"   {final['step']} steps of 64 items, {final['elapsed'] / 60:.1f} min wall time; class accuracy "
+                  f"{final['val_class_acc']:.3f} and colour accuracy {final['val_colour_acc']:.3f} on 2,000 "
+                  "Fashion-MNIST *test* items (reported, not used for selection)"
+                  + (", then:" if i + 1 < len(encoder_logs) else "."), ""]
+    return lines
+
+
+def write_card(weights_dir: str, metrics: dict, train_info: dict, encoder_log: list[dict] | list[list[dict]],
                compare: list[tuple[str, dict, dict]], notes: str, figure: str | None,
                hardware: str = "on a 2-core CPU") -> str:
     name = Path(weights_dir).name
     config = json.loads((Path(weights_dir) / "config.json").read_text())
-    enc_final = [r for r in encoder_log if r.get("final")][-1]
-    enc_starts = [r for r in encoder_log if r.get("start")]
-    fresh = max(i for i, r in enumerate(enc_starts) if not r.get("resume"))
-    enc_starts = enc_starts[fresh:]  # the run that made the encoder, and its resumptions
-    enc_cmds = "\n".join("python -m attn_models.train.captioning " + " ".join(r["argv"]) for r in enc_starts)
+    encoder_logs = encoder_log if encoder_log and isinstance(encoder_log[0], list) else [encoder_log]
     cols = [(name, metrics)] + [(label, m) for label, m, _ in compare]
     compare_runs = "\n".join(f"- {label}: `{info['command']}` ({info['steps']} steps, "
                              f"{info['wall_time_s'] / 60:.1f} min)" for label, _, info in compare)
@@ -79,11 +97,9 @@ def write_card(weights_dir: str, metrics: dict, train_info: dict, encoder_log: l
         f"{list(config.get('encoder_widths', [24, 48, 64]))}) "
         "pretrained on a tag "
         "task from the training data (colour and class of one tinted Fashion-MNIST *train* item on a 40x40 "
-        "canvas; per-cell logits max-pooled over the grid), then frozen:", "",
-        "```", enc_cmds, "```", "",
-        f"   {enc_final['step']} steps of 64 items, {enc_final['elapsed'] / 60:.1f} min wall time; class accuracy "
-        f"{enc_final['val_class_acc']:.3f} and colour accuracy {enc_final['val_colour_acc']:.3f} on 2,000 "
-        "Fashion-MNIST *test* items (reported, not used for selection).", "",
+        "canvas; `--tag-loss max`: per-cell logits max-pooled over the grid, `cells`: every cell labelled with "
+        "the item whose box holds its centre, or background), then frozen:", "",
+        *_encoder_lines(encoder_logs),
         "2. Decoder, on the frozen encoder:", "",
         "```", train_info["command"], "```", "",
         f"   {train_info['steps']} steps of {train_info['batch_size']} captions, "
@@ -104,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("weights_dir")
     p.add_argument("--metrics", required=True)
     p.add_argument("--train-info", required=True)
-    p.add_argument("--encoder-log", required=True)
+    p.add_argument("--encoder-log", required=True, action="append",
+                   help="log.jsonl of the encoder run; repeat for a chain of runs (each --encoder-init the last)")
     p.add_argument("--compare", action="append", default=[], help="LABEL:METRICS_JSON:TRAIN_INFO_JSON")
     p.add_argument("--notes", help="markdown file appended as Notes")
     p.add_argument("--figure", help="image file name inside weights_dir")
@@ -115,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         label, mpath, ipath = spec.split(":")
         compare.append((label, json.loads(Path(mpath).read_text()), json.loads(Path(ipath).read_text())))
     write_card(args.weights_dir, json.loads(Path(args.metrics).read_text()),
-               json.loads(Path(args.train_info).read_text()), _records(args.encoder_log), compare,
+               json.loads(Path(args.train_info).read_text()), [_records(p) for p in args.encoder_log], compare,
                Path(args.notes).read_text() if args.notes else "", args.figure, args.hardware)
 
 
