@@ -244,7 +244,7 @@ def test_doubly_stochastic_penalty_sign(lam):
 @pytest.mark.parametrize("name", ["sat-soft-fashion-scenes", "sat-hard-fashion-scenes"])
 def test_shipped_weights_caption_test_scenes(name, fashion_mnist):
     """The bundled models load by name (strict keys) and name items of test scenes far above chance
-    (1/80 per item); the bars follow the model cards (soft recall 0.87, hard 0.35 on 2,000 scenes)."""
+    (1/80 per item); the bars sit below the model cards (object recall 0.897 soft, 0.909 hard on 2,000 scenes)."""
     from attn_models import load
     from attn_models.data.scenes import fixed_test_set, object_recall
     from attn_models.registry import get_spec
@@ -259,4 +259,4 @@ def test_shipped_weights_caption_test_scenes(name, fashion_mnist):
         n, t = object_recall(s, cap.words)
         named, total = named + n, total + t
         assert np.allclose(cap.alphas.sum(axis=(1, 2)), 1.0, atol=1e-5)
-    assert named / total >= (0.6 if "soft" in name else 0.15)
+    assert named / total >= 0.7
