@@ -52,12 +52,14 @@ def _encoder_lines(encoder_logs: list[list[dict]]) -> list[str]:
     return lines
 
 
-def write_card(weights_dir: str, metrics: dict, train_info: dict, encoder_log: list[dict] | list[list[dict]],
+DEFAULT_HARDWARE = "on a 2-core CPU"
+
+
+def write_card(weights_dir: str, metrics: dict, train_info: dict, encoder_logs: list[list[dict]],
                compare: list[tuple[str, dict, dict]], notes: str, figure: str | None,
-               hardware: str = "on a 2-core CPU") -> str:
+               hardware: str = DEFAULT_HARDWARE) -> str:
     name = Path(weights_dir).name
     config = json.loads((Path(weights_dir) / "config.json").read_text())
-    encoder_logs = encoder_log if encoder_log and isinstance(encoder_log[0], list) else [encoder_log]
     cols = [(name, metrics)] + [(label, m) for label, m, _ in compare]
     compare_runs = "\n".join(f"- {label}: `{info['command']}` ({info['steps']} steps, "
                              f"{info['wall_time_s'] / 60:.1f} min)" for label, _, info in compare)
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compare", action="append", default=[], help="LABEL:METRICS_JSON:TRAIN_INFO_JSON")
     p.add_argument("--notes", help="markdown file appended as Notes")
     p.add_argument("--figure", help="image file name inside weights_dir")
-    p.add_argument("--hardware", default="on a 2-core CPU", help="where the decoder trained, for the card")
+    p.add_argument("--hardware", default=DEFAULT_HARDWARE, help="where the decoder trained, for the card")
     args = p.parse_args(argv)
     compare = []
     for spec in args.compare:

@@ -51,7 +51,7 @@ class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
         self.attention = attention
         self.image_size = image_size
         self.coord_channels = coord_channels
-        self.encoder = build_encoder(encoder, encoder_channels, tuple(encoder_widths))
+        self.encoder = build_encoder(encoder, encoder_channels, encoder_widths)
         annot_dim = self.encoder.out_channels + (2 if coord_channels else 0)
         self.decoder = AttentionDecoder(len(self.vocab), annot_dim, embed_dim, hidden_dim, attn_dim, dropout)
         self._grid_hw: tuple[int, int] | None = None
@@ -258,8 +258,9 @@ def _reinforce_to_go(log_p_tok, log_p_loc, mask, sampled, state: ReinforceState,
     counts = weight.sum(0)  # (T,)
     batch_mean = (to_go * weight).sum(0) / counts.clamp(min=1)  # (T,)
     old = list(state.baseline) if isinstance(state.baseline, list) else []
-    b = torch.tensor([old[t] if t < len(old) else float(batch_mean[t]) for t in range(t_len)],
-                     dtype=to_go.dtype, device=to_go.device)
+    b = batch_mean.clone()  # positions without a moving average yet start from this batch
+    known = min(len(old), t_len)
+    b[:known] = torch.tensor(old[:known], dtype=b.dtype, device=b.device)
     rl = -((to_go - b) * log_p_loc * weight).sum(1).mean()
     new = b.clone()
     seen = counts > 0

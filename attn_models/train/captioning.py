@@ -179,14 +179,11 @@ class TagNet(nn.Module):
         self.background = background
         self.head = nn.Conv2d(channels, len(COLOURS) + len(CLASS_WORDS) + (2 if background else 0), 1)
 
-    def cell_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-cell (colour, class) logits: (B, 8[+1], g, g), (B, 10[+1], g, g); background last."""
+    def forward(self, x: torch.Tensor, per_cell: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """per_cell: (colour, class) logits per cell, (B, 8[+1], g, g) and (B, 10[+1], g, g), background last."""
         out = self.head(self.encoder(x))
         nc = len(COLOURS) + (1 if self.background else 0)
-        return out[:, :nc], out[:, nc:]
-
-    def forward(self, x: torch.Tensor, per_cell: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        col, cls = self.cell_logits(x)
+        col, cls = out[:, :nc], out[:, nc:]
         if per_cell:
             return col, cls
         # the object logits, max-pooled over the grid: (B, 8), (B, 10)
@@ -278,15 +275,16 @@ def train_encoder(args, accelerator: Accelerator, run_dir: Path, log: RunLog) ->
         rng = np.random.default_rng([args.seed, step, accelerator.process_index])
         x, cols, cls, offs = item_canvases(rng, images, labels, args.batch_size, args.pretrain_canvas, args.flip,
                                            with_offsets=True)
+        if cells:  # per-cell targets replace the per-canvas labels
+            grid = args.pretrain_canvas // 8  # the encoder's stride
+            cols = cell_targets(offs, cols, len(COLOURS), grid)
+            cls = cell_targets(offs, cls, len(CLASS_WORDS), grid)
         x, cols, cls = x.to(accelerator.device), cols.to(accelerator.device), cls.to(accelerator.device)
         if cells:
-            col_cells, cls_cells = net(x, per_cell=True)
-            grid = col_cells.shape[-1]
-            loss = F.cross_entropy(col_cells, cell_targets(offs, cols.cpu(), len(COLOURS), grid).to(x.device)) + \
-                F.cross_entropy(cls_cells, cell_targets(offs, cls.cpu(), len(CLASS_WORDS), grid).to(x.device))
+            col_logits, cls_logits = net(x, per_cell=True)
         else:
             col_logits, cls_logits = net(x)
-            loss = F.cross_entropy(col_logits, cols) + F.cross_entropy(cls_logits, cls)
+        loss = F.cross_entropy(col_logits, cols) + F.cross_entropy(cls_logits, cls)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         opt.step()
