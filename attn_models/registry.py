@@ -18,7 +18,8 @@ from attn_models import hub
 from attn_models.device import resolve_device
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
-TASKS = ("captioning", "gan", "autoregressive", "classifier")
+# One name per model family, the same as its package (attn_models/<task>/), tab module and test folder.
+TASKS = ("captioning", "sagan", "image_transformer", "classifier")
 SOURCES = ("auto", "local", "hub")
 
 
@@ -72,17 +73,17 @@ for _spec in (
               "Show, Attend and Tell with soft attention, trained on Fashion-Scenes"),
     ModelSpec("sat-hard-fashion-scenes", "captioning", "attn_models.captioning.model:ShowAttendTell",
               "Show, Attend and Tell with hard (stochastic, REINFORCE) attention, trained on Fashion-Scenes"),
-    ModelSpec("sagan-fashion-mnist", "gan", "attn_models.gan.sagan:SAGAN",
+    ModelSpec("sagan-fashion-mnist", "sagan", "attn_models.sagan.model:SAGAN",
               "Class-conditional self-attention GAN on 32x32 Fashion-MNIST"),
-    ModelSpec("sagan-fashion-mnist-no-attention", "gan", "attn_models.gan.sagan:SAGAN",
+    ModelSpec("sagan-fashion-mnist-no-attention", "sagan", "attn_models.sagan.model:SAGAN",
               "Ablation of sagan-fashion-mnist: same network and budget, self-attention removed"),
-    ModelSpec("image-transformer-1d-fashion-mnist", "autoregressive",
-              "attn_models.autoregressive.model:ImageTransformer",
+    ModelSpec("image-transformer-1d-fashion-mnist", "image_transformer",
+              "attn_models.image_transformer.model:ImageTransformer",
               "Image Transformer with local 1D attention, class-conditional, Fashion-MNIST"),
-    ModelSpec("image-transformer-2d-fashion-mnist", "autoregressive",
-              "attn_models.autoregressive.model:ImageTransformer",
+    ModelSpec("image-transformer-2d-fashion-mnist", "image_transformer",
+              "attn_models.image_transformer.model:ImageTransformer",
               "Image Transformer with local 2D attention, class-conditional, Fashion-MNIST"),
-    ModelSpec("fashion-mnist-classifier", "classifier", "attn_models.eval.classifier:FashionMNISTClassifier",
+    ModelSpec("fashion-mnist-classifier", "classifier", "attn_models.classifier.model:FashionMNISTClassifier",
               "Small CNN classifier on Fashion-MNIST; the feature extractor for GAN metrics"),
 ):
     register(_spec)

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from attn_models.gan.sagan import SAGAN  # noqa: E402
+from attn_models.sagan.model import SAGAN  # noqa: E402
 
 
 def timed(fn, repeats: int) -> list[float]:

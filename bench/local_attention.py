@@ -35,7 +35,7 @@ from attn_models.layers.cost import (  # noqa: E402
 from attn_models.layers.local_attention import AttentionPattern, attention_mask, local_attention  # noqa: E402
 
 SIZES = [(28, 28, 1), (32, 32, 3), (64, 64, 3)]
-# The patterns of the shipped models (attn_models.autoregressive.model defaults).
+# The patterns of the shipped models (attn_models.image_transformer.model defaults).
 PATTERNS = {
     "local1d": AttentionPattern("local1d", query_len=56, memory_len=112),
     "local2d": AttentionPattern("local2d", block_h=4, block_w=14, flange_h=4, flange_w=7),

@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from attn_models.autoregressive.model import ImageTransformer  # noqa: E402
-from attn_models.autoregressive.sampler import recompute_sample  # noqa: E402
+from attn_models.image_transformer.model import ImageTransformer  # noqa: E402
+from attn_models.image_transformer.sampler import recompute_sample  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT = dict(d_model=128, heads=4, layers=4, ffn=256, num_classes=10)

@@ -53,7 +53,7 @@ time the most likely cell). β is the model's gate: how much of what it looked a
 tinted Fashion-MNIST items on a black background, described as "red tshirt left of blue bag". Any image you
 upload gets a caption in that small vocabulary (8 colours, 10 clothing classes, left/right/above/below), so a
 photo will be described as if it were such a scene. To caption photos, train on COCO or Flickr8k
-(`python -m attn_models.train.captioning --data karpathy ...`), push the model to the Hugging Face Hub and load
+(`python -m attn_models.captioning.train --data karpathy ...`), push the model to the Hugging Face Hub and load
 it with `attn_models.load("sat-soft-fashion-scenes", source="hub", repo_id="you/your-model")`; to show it here,
 start the app with `ATTN_CAPTION_SOFT_REPO=you/your-model` (and/or `ATTN_CAPTION_HARD_REPO`), or with
 `ATTN_MODELS_HUB_ORG=your-org` when the repos are named like the bundled models.
@@ -315,7 +315,7 @@ def word_overlay(base: np.ndarray, alpha: np.ndarray, text: str, smooth: bool) -
 
 
 def correctness_rows(scene, words: list[str], alphas: np.ndarray) -> list[list]:
-    from attn_models.eval.captioning import attention_correctness, uniform_baseline
+    from attn_models.captioning.evaluate import attention_correctness, uniform_baseline
 
     scores = attention_correctness(alphas, words, scene)
     base = uniform_baseline(scene, words)

@@ -274,7 +274,7 @@ def toggle_kind(kind):
 # Layout
 # ---------------------------------------------------------------------------------------------
 
-# The shipped Image Transformers' patterns (attn_models.autoregressive.model defaults).
+# The shipped Image Transformers' patterns (attn_models.image_transformer.model defaults).
 DEFAULTS = dict(h=28, w=28, c=1, kind="local2d", query_len=56, memory_len=112, block_h=4, block_w=14,
                 flange_h=4, flange_w=7)
 DEFAULT_QUERY = dict(row=13, col=12, channel=0)

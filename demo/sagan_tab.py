@@ -17,7 +17,7 @@ import torch
 
 from attn_models import load
 from attn_models.data import CLASS_NAMES
-from attn_models.gan.sagan import MAX_SEED
+from attn_models.sagan.model import MAX_SEED
 from demo import render
 from demo.gpu import gpu_handler
 

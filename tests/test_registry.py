@@ -20,9 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DESIGN_NAMES = {
     "sat-soft-fashion-scenes": "captioning",
     "sat-hard-fashion-scenes": "captioning",
-    "sagan-fashion-mnist": "gan",
-    "image-transformer-1d-fashion-mnist": "autoregressive",
-    "image-transformer-2d-fashion-mnist": "autoregressive",
+    "sagan-fashion-mnist": "sagan",
+    "image-transformer-1d-fashion-mnist": "image_transformer",
+    "image-transformer-2d-fashion-mnist": "image_transformer",
     "fashion-mnist-classifier": "classifier",
 }
 
@@ -34,8 +34,8 @@ def test_table_has_the_design_names():
         assert spec.task == task and spec.description
         assert spec.local_dir == registry.WEIGHTS_ROOT / name
         assert ":" in spec.model_class
-    gans = list_models("gan")
-    assert "sagan-fashion-mnist" in gans and all(registry.get_spec(n).task == "gan" for n in gans)
+    gans = list_models("sagan")
+    assert "sagan-fashion-mnist" in gans and all(registry.get_spec(n).task == "sagan" for n in gans)
     assert "fashion-mnist-classifier" not in gans
     assert list_models() == sorted(list_models())
 

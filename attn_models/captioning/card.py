@@ -35,7 +35,7 @@ def _encoder_stage(encoder_log: list[dict]) -> tuple[str, dict]:
     enc_final = [r for r in encoder_log if r.get("final")][-1]
     enc_starts = [r for r in encoder_log if r.get("start")]
     fresh = max(i for i, r in enumerate(enc_starts) if not r.get("resume"))
-    cmds = "\n".join("python -m attn_models.train.captioning " + " ".join(r["argv"]) for r in enc_starts[fresh:])
+    cmds = "\n".join("python -m attn_models.captioning.train " + " ".join(r["argv"]) for r in enc_starts[fresh:])
     return cmds, enc_final
 
 
@@ -77,7 +77,7 @@ def write_card(weights_dir: str, metrics: dict, train_info: dict, encoder_logs: 
         "## Test-set metrics", "",
         f"Fixed test set: `fashion_scenes(\"test\", {metrics['scenes']}, TEST_SEED)` (Fashion-MNIST test images "
         f"only), beam size {metrics['beam_size']}, produced by",
-        "", f"    python -m attn_models.eval.captioning {name} --json metrics.json", "",
+        "", f"    python -m attn_models.captioning.evaluate {name} --json metrics.json", "",
         "BLEU is sacrebleu's corpus BLEU against every reference of each scene (all item orders and all true "
         "relations). Object recall: share of items named by a matching `<colour> <class>` pair. Attention "
         "correctness (Liu et al. 2017): for each generated object word of a matching pair, the share of its "

@@ -1,0 +1,88 @@
+"""Captioning tab end to end: the launched app's ``caption`` endpoint, driven through gradio_client.
+
+The words and maps the app returns must be the library's for the same image; bad inputs must come
+back as clear errors, and the server must keep serving afterwards."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from demo import captioning_tab as tab
+from tests.demo.test_captioning_tab import png_header_only, tab_model  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.e2e
+
+
+def call(client, path, kind="soft", beam=3, smooth=True):
+    return client.predict(handle_file(path), kind, beam, smooth, api_name="/caption")
+
+
+def test_app_captions_a_test_scene_like_the_library(client, tab_model):  # noqa: F811
+    path = tab.example_paths()[1]
+    caption, gallery, large, animation, words, table, note, raw = call(client, path, beam=3)
+    ref = tab_model["soft"].caption(Image.open(path).convert("RGB"), beam_size=3, max_len=tab.MAX_LEN)
+    assert raw["words"] == ref.words and caption == " ".join(ref.words)
+    np.testing.assert_allclose(np.asarray(raw["alphas"]), ref.alphas, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(raw["betas"]), ref.betas, atol=1e-6)
+    assert raw["model"] == "sat-soft-fashion-scenes"
+    assert [g["caption"] for g in gallery] == [tab.word_label(ref.words, t, ref.betas) for t in range(len(ref.words))]
+    first = np.asarray(Image.open(gallery[0]["image"]).convert("RGB"))
+    # the served overlay is the one the tab renders for this word (lossless round trip apart)
+    expected = tab.word_overlay(tab.display_image(np.asarray(Image.open(path).convert("RGB")), tab.VIEW_SIZE),
+                                ref.alphas[0], tab.word_label(ref.words, 0, ref.betas), True)
+    assert first.shape == expected.shape and np.abs(first.astype(int) - expected).mean() < 3
+    assert Image.open(animation).n_frames == len(ref.words) + 1
+    assert "Ground truth known" in note
+
+
+def test_hard_model_through_the_app(client, tab_model):  # noqa: F811
+    path = tab.example_paths()[0]
+    raw = call(client, path, kind="hard", beam=1)[-1]
+    ref = tab_model["hard"].caption(Image.open(path).convert("RGB"), beam_size=1, max_len=tab.MAX_LEN)
+    assert raw["words"] == ref.words and raw["attention"] == "hard"
+    np.testing.assert_allclose(np.asarray(raw["alphas"]), ref.alphas, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, data, kw, message", [
+    ("empty.png", b"", {}, "empty"),
+    ("notes.png", b"definitely not an image", {}, "not an image"),
+    ("bomb.png", png_header_only(20000, 20000), {}, "too large"),
+    ("ok.png", None, {"beam": 1000}, "Beam size must be a whole number from 1 to 10"),
+    ("ok.png", None, {"beam": 0}, "Beam size must be a whole number from 1 to 10"),
+    ("ok.png", None, {"kind": "medium"}, "Attention must be one of soft, hard"),
+])
+def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, tab_model, tmp_path,  # noqa: F811
+                                                                  name, data, kw, message):
+    import re
+
+    path = tmp_path / name
+    if data is None:
+        Image.new("RGB", (96, 96)).save(path)
+    else:
+        path.write_bytes(data)
+    with pytest.raises(AppError) as err:
+        call(client, str(path), **kw)
+    assert re.search(message, str(err.value)), str(err.value)
+    raw = call(client, tab.example_paths()[0], beam=1)[-1]  # still serving
+    assert isinstance(raw["words"], list) and len(raw["alphas"]) == len(raw["words"])
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "I;16", "CMYK", "1x1"])
+def test_odd_images_get_a_caption(client, tab_model, tmp_path, mode):  # noqa: F811
+    if mode == "1x1":
+        im, name = Image.new("RGB", (1, 1), (240, 40, 40)), "one.png"
+    elif mode == "CMYK":
+        im, name = Image.new("CMYK", (64, 48), (0, 200, 200, 0)), "c.jpg"
+    elif mode == "I;16":
+        im, name = Image.fromarray((np.arange(96 * 96, dtype=np.uint16).reshape(96, 96) * 7), "I;16"), "g.png"
+    else:
+        im, name = Image.new("RGBA", (70, 90), (0, 200, 60, 128)), "a.png"
+        im = im.convert("P") if mode == "P" else im
+    path = tmp_path / name
+    im.save(path)
+    caption, gallery, *_, raw = call(client, str(path), beam=2)
+    assert len(gallery) == len(raw["words"]) and caption == " ".join(raw["words"])
+    assert np.allclose(np.asarray(raw["alphas"]).sum(axis=(1, 2)), 1, atol=1e-4)

@@ -1,0 +1,291 @@
+"""Image Transformer tab: handlers in-process on tiny random models, then the endpoints through gradio_client
+(streamed sampling, completion, errors). Tiny models keep this fast; the shipped weights get one test of their own."""
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from attn_models.image_transformer.model import ImageTransformer
+from attn_models.layers.local_attention import VIS_QUERY, generation_order, visibility
+from attn_models.registry import get_spec
+from demo import image_transformer_tab as tab
+
+SIZE = 12
+
+
+def tiny(kind: str, channels: int = 1, seed: int = 0) -> ImageTransformer:
+    torch.manual_seed(seed)
+    return ImageTransformer(image_size=SIZE, channels=channels, num_classes=10, d_model=16, heads=2, layers=2,
+                            ffn=32, attention=kind, query_len=12, memory_len=24, block_h=3, block_w=6,
+                            flange_h=3, flange_w=3).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    models = {kind: tiny(kind) for kind in tab.MODEL_NAMES}
+    for kind, m in models.items():
+        tab.use_model(kind, m)
+    yield models
+    for kind in models:
+        tab.use_model(kind, None)
+
+
+def no_progress(*_a, **_k):
+    return None
+
+
+def sample_fast(m, *args, **kwargs):
+    """m.sample with one intra-op thread, as the tab runs it (many times faster on a busy CPU)."""
+    with tab.single_thread():
+        return m.sample(*args, **kwargs)
+
+
+def shrink(picture: np.ndarray, grid_hw) -> np.ndarray:
+    """Undo the nearest-neighbour enlargement: one colour per grid cell."""
+    s = picture.shape[0] // grid_hw[0]
+    return picture[s // 2 :: s, s // 2 :: s][: grid_hw[0], : grid_hw[1]]
+
+
+def is_unknown(cells: np.ndarray) -> np.ndarray:
+    return (cells == tab.UNKNOWN).all(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# In-process
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", list(tab.MODEL_NAMES))
+def test_sample_streams_partial_images_then_the_samples(tiny_models, kind):
+    m = tiny_models[kind]
+    threads = torch.get_num_threads()
+    steps = list(tab.sample(kind, tab.EACH_CLASS, 1.0, 3, 2, progress=no_progress))
+    assert len(steps) >= 3
+    expected = sample_fast(m, 2, labels=np.arange(2), temperature=1.0, seed=3)
+    order = generation_order(SIZE, SIZE, 1, m.pattern).numpy()
+    seen_before = 0
+    for gallery, status, state in steps[:-1]:
+        cells = shrink(np.asarray(gallery[0][0]), (SIZE, SIZE))
+        unknown = is_unknown(cells).reshape(-1)
+        assert 0 < unknown.sum() < SIZE * SIZE
+        generated = int((~unknown).sum())
+        assert generated > seen_before and not unknown[order[:generated]].any()  # a prefix in generation order
+        seen_before = generated
+        assert state is gr.skip() or isinstance(state, type(gr.skip()))
+        assert "Generating" in status
+    assert torch.get_num_threads() == threads  # the one-thread setting was restored
+    gallery, status, state = steps[-1]
+    assert "Done" in status and [c for _, c in gallery] == ["tshirt", "trousers"]
+    np.testing.assert_array_equal(state["images"], expected)
+    for i in range(2):
+        cells = shrink(np.asarray(gallery[i][0]), (SIZE, SIZE))
+        np.testing.assert_array_equal(cells[..., 0], expected[i, ..., 0])
+
+
+def test_known_rows_is_the_longest_generation_order_prefix(tiny_models):
+    m1, m2 = tiny_models["local1d"], tiny_models["local2d"]
+    assert tab.known_rows(m1, 5).sum() == 5 * SIZE and tab.known_rows(m1, 5)[:5].all()
+    k2 = tab.known_rows(m2, 5)  # blocks are 3 rows high: rows 0-2 whole, then block 0 of rows 3-5 up to row 4
+    assert k2[:3].all() and not k2[5:].any()
+    order = generation_order(SIZE, SIZE, 1, m2.pattern).numpy()
+    flat = k2.reshape(-1)[order]
+    assert flat[: flat.sum()].all()  # a prefix in generation order
+    assert tab.known_rows(m2, 0).sum() == 0
+
+
+@pytest.mark.parametrize("kind", list(tab.MODEL_NAMES))
+def test_complete_keeps_the_prefix(tiny_models, kind):
+    m = tiny_models[kind]
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 100, (SIZE, SIZE, 3), dtype=np.uint8)  # dark: not inverted
+    gallery, status, state = tab.complete(kind, image, 6, 3, 2, 0.8, 5)
+    assert len(gallery) == 2 + 3 and "Kept" in status
+    prefix = np.asarray(Image.fromarray(image).convert("L"))  # Pillow's luma conversion
+    known = tab.known_rows(m, 6)[..., 0]
+    completions = state["images"][2:, ..., 0]
+    assert completions.shape == (3, SIZE, SIZE)
+    for comp in completions:
+        np.testing.assert_array_equal(comp[known], prefix[known])
+    assert (completions[:, ~known] != completions[:1, ~known]).any()  # different seeds per completion
+    kept_cells = shrink(np.asarray(gallery[0][0]), (SIZE, SIZE))
+    np.testing.assert_array_equal(is_unknown(kept_cells), ~known)
+
+
+def test_to_model_image_converts_and_rejects(tiny_models):
+    m = tiny_models["local1d"]
+    white_bg = np.full((40, 36, 3), 250, np.uint8)
+    white_bg[10:30, 10:26] = 20  # a dark object on a light page
+    out, note = tab.to_model_image(m, white_bg)
+    assert out.shape == (SIZE, SIZE, 1) and "resized" in note and "inverted" in note
+    assert out[6, 6, 0] > 200 and out[0, 0, 0] < 20
+    sample = np.zeros((SIZE, SIZE), np.uint8)  # dark border, like Fashion-MNIST: not inverted
+    sample[1:-1, 1:-1] = np.random.default_rng(0).integers(0, 256, (SIZE - 2, SIZE - 2))
+    enlarged = np.repeat(sample.repeat(5, 0).repeat(5, 1)[..., None], 3, -1)  # as saved from the gallery
+    out, note = tab.to_model_image(m, enlarged)
+    assert "reduced 5x" in note and "resized" not in note
+    np.testing.assert_array_equal(out[..., 0], sample)  # undone exactly
+    for bad, msg in [(None, "upload"), (np.zeros((2, 2, 3), np.uint8), "too small"),
+                     (np.zeros((300, 10, 3), np.uint8), "too far"), (np.zeros((4, 4, 4, 4)), "expected an image")]:
+        with pytest.raises(gr.Error, match=msg):
+            tab.to_model_image(m, bad)
+
+
+@pytest.mark.parametrize("change", [dict(temperature=0), dict(temperature=-1), dict(temperature=math.nan),
+                                    dict(count=0), dict(count=10_000), dict(seed=-1), dict(kind="local3d"),
+                                    dict(label=10)])
+def test_bad_sampling_inputs_raise_gr_error(tiny_models, change):
+    args = dict(kind="local1d", label=tab.EACH_CLASS, temperature=1.0, seed=0, count=1) | change
+    with pytest.raises(gr.Error):
+        next(tab.sample(**args, progress=no_progress))
+
+
+@pytest.mark.parametrize("change", [dict(rows=SIZE), dict(rows=-1), dict(count=0), dict(temperature=0),
+                                    dict(image=np.zeros((1, 1, 3), np.uint8))])
+def test_bad_completion_inputs_raise_gr_error(tiny_models, change):
+    args = dict(kind="local2d", image=np.zeros((SIZE, SIZE, 3), np.uint8), rows=3, count=1, label=0,
+                temperature=1.0, seed=0) | change
+    with pytest.raises(gr.Error):
+        tab.complete(**args)
+
+
+def test_inspect_draws_fig3_and_real_weights(tiny_models):
+    m = tiny_models["local2d"]
+    image = sample_fast(m, 1, labels=[4], seed=1)[0]
+    target = {"kind": "local2d", "image": image, "label": 4}
+    fig3, attn, heads, text, *rcc = tab.inspect(target, 7, 8, 0, 2, "mean")
+    assert rcc == [7, 8, 0]
+    s = tab.scale_of((SIZE, SIZE), tab.INSPECT_PX)
+    assert tuple(fig3[7 * s + s // 2, 8 * s + s // 2]) == (222, 45, 38)  # the query, red
+    weights = m.query_attention(image, 4, 7, 8, 0, 1)
+    assert heads.shape[1] > heads.shape[0]  # one tile per head, side by side
+    codes = visibility(SIZE, SIZE, 1, m.pattern, 7 * SIZE + 8)
+    assert (codes == VIS_QUERY).sum() == 1
+    assert "weight inside the visible window 1.000" in text
+    top = np.unravel_index(weights.mean(0).argmax(), (SIZE, SIZE))
+    assert f"at row {top[0]}, column {top[1]}" in text
+    _, _, _, text0, *_ = tab.inspect(target, 7, 8, 0, 2, "0")
+    assert "head 0" in text0
+    *_, row, col, channel = tab.inspect(target, 99, 5, 3, 1, "mean")  # clamped to the image
+    assert (row, col, channel) == (SIZE - 1, 5, 0)
+    with pytest.raises(gr.Error):
+        tab.inspect(target, -1, 0, 0, 1, "mean")
+    with pytest.raises(gr.Error):
+        tab.inspect(target, 1, 0, 0, 1, "7")  # no head 7
+    with pytest.raises(gr.Error):
+        tab.inspect(None, 0, 0, 0, 1, "mean")
+
+
+def test_click_on_an_rgb_image_picks_row_column_and_channel():
+    m = tiny("local1d", channels=3)
+    previous = tab.use_model("local1d", m)
+    try:
+        image = sample_fast(m, 1, labels=[0], seed=0)[0]
+        target = {"kind": "local1d", "image": image, "label": 0}
+        s = tab.scale_of((SIZE, SIZE * 3), tab.INSPECT_PX)
+        evt = gr.SelectData(None, {"index": [(4 * 3 + 2) * s + 1, 9 * s + 1], "value": None})
+        *_, row, col, channel = tab.inspect_click(target, 0, 1, "mean", evt)
+        assert (row, col, channel) == (9, 4, 2)
+    finally:
+        tab.use_model("local1d", previous)
+
+
+def test_animation_reveals_in_generation_order(tiny_models, tmp_path):
+    m = tiny_models["local2d"]
+    image = sample_fast(m, 1, labels=[1], seed=2)[0]
+    path = tab.animate({"kind": "local2d", "image": image, "label": 1})
+    frames = iio.imread(path, index=None)
+    # The held final frames may be merged into one longer GIF frame by the writer.
+    assert tab.ANIMATION_FRAMES <= len(frames) <= tab.ANIMATION_FRAMES + 5
+    first = shrink(frames[0][..., :3], (SIZE, SIZE))
+    last = shrink(frames[-1][..., :3], (SIZE, SIZE))
+    assert is_unknown(first).mean() > 0.9 and not is_unknown(last).any()
+    np.testing.assert_allclose(last[..., 0].astype(int), image[..., 0].astype(int), atol=8)  # GIF palette
+
+
+def test_unknown_model_kind_is_a_clear_error():
+    with pytest.raises(gr.Error, match="model must be one of"):
+        tab.get_model("local3d")
+
+
+def bundled(kind: str) -> bool:
+    spec = get_spec(tab.MODEL_NAMES[kind])
+    return (spec.local_dir / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("kind", list(tab.MODEL_NAMES))
+def test_shipped_model_samples_in_the_tab(kind):
+    if not bundled(kind):
+        pytest.skip(f"{tab.MODEL_NAMES[kind]} weights not bundled yet")
+    previous = tab.use_model(kind, None)
+    try:
+        *_, (gallery, status, state) = tab.sample(kind, 7, 1.0, 0, 1, progress=no_progress)
+    finally:
+        tab.use_model(kind, previous)
+    assert state["images"].shape == (1, 28, 28, 1) and "Done" in status
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end through gradio_client
+# ---------------------------------------------------------------------------------------------
+
+def gallery_arrays(value) -> list[np.ndarray]:
+    return [np.asarray(Image.open(item["image"]).convert("RGB")) for item in value]
+
+
+@pytest.mark.e2e
+def test_imt_sample_endpoint_streams(client, tiny_models):
+    job = client.submit("local2d", tab.EACH_CLASS, 1.0, 0, 2, api_name="/imt_sample")
+    final = job.result(timeout=300)
+    outputs = job.outputs()
+    assert len(outputs) >= 3, "expected intermediate images and the final ones"
+    first = gallery_arrays(outputs[0][0])
+    assert is_unknown(shrink(first[0], (SIZE, SIZE))).any()
+    last = gallery_arrays(final[0])
+    assert len(last) == 2 and not is_unknown(shrink(last[0], (SIZE, SIZE))).any()
+    expected = sample_fast(tiny_models["local2d"], 2, labels=np.arange(2), seed=0)
+    np.testing.assert_array_equal(shrink(last[1], (SIZE, SIZE))[..., 0], expected[1, ..., 0])
+
+
+@pytest.mark.e2e
+def test_imt_complete_endpoint(client, tiny_models, tmp_path):
+    from gradio_client import handle_file
+
+    path = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 90, (24, 24), dtype=np.uint8)).save(path)
+    gallery, status = client.predict("local1d", handle_file(str(path)), 4, 2, 3, 1.0, 0, api_name="/imt_complete")
+    images = gallery_arrays(gallery)
+    assert len(images) == 4 and "resized from 24x24" in status
+    kept = is_unknown(shrink(images[0], (SIZE, SIZE)))
+    assert not kept[:4].any() and kept[4:].all()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("endpoint,args", [
+    ("/imt_sample", ("local1d", 0, 0.0, 0, 1)),
+    ("/imt_sample", ("local1d", 0, 1.0, 0, 0)),
+    ("/imt_sample", ("local1d", 0, 1.0, 0, 10_000)),
+    ("/imt_complete", ("local1d", None, 4, 1, 0, 1.0, 0)),
+    ("/imt_complete", ("local1d", "BAD_IMAGE", 40, 1, 0, 1.0, 0)),
+])
+# (NaN cannot travel as JSON, so the client refuses it before sending; the handler's NaN check is tested
+# in-process above.)
+def test_imt_bad_inputs_give_errors_and_server_keeps_serving(client, tiny_models, tmp_path, endpoint, args):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    if "BAD_IMAGE" in args:
+        path = tmp_path / "x.png"
+        Image.fromarray(np.zeros((SIZE, SIZE), np.uint8)).save(path)
+        args = tuple(handle_file(str(path)) if a == "BAD_IMAGE" else a for a in args)
+    with pytest.raises(AppError):
+        if endpoint == "/imt_sample":
+            client.submit(*args, api_name=endpoint).result(timeout=120)
+        else:
+            client.predict(*args, api_name=endpoint)
+    final = client.submit("local1d", 0, 1.0, 0, 1, api_name="/imt_sample").result(timeout=300)
+    assert len(final[0]) == 1

@@ -1,0 +1,72 @@
+"""The Image Transformer tab in headless Chromium (tiny random models unless the shipped weights are used):
+sample and watch the images stream in, pick one, click a pixel, see Fig. 3 and the attention weights."""
+from __future__ import annotations
+
+import pytest
+
+from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
+    browser,
+    click_image,
+    image_src,
+    open_tab,
+    page,
+    screenshot,
+    wait_for_image_change,
+    wait_for_images_loaded,
+)
+from tests.demo.test_image_transformer_tab import tiny_models  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.browser
+
+RECORD_STATUS = """() => {
+  window.__statuses = [];
+  const el = document.querySelector('#imt-sample-status');
+  new MutationObserver(() => window.__statuses.push(el.innerText))
+    .observe(el, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_image_transformer_tab_streams_and_inspects(page, tiny_models, tmp_path):  # noqa: F811
+    open_tab(page, "Image Transformer")
+    page.get_by_label("Local 2D attention").check()
+    page.evaluate(RECORD_STATUS)
+    page.locator("#imt-sample-btn").click()
+    page.wait_for_function("() => document.querySelector('#imt-sample-status').innerText.includes('Done')")
+    statuses = page.evaluate("window.__statuses")
+    assert any("Generating" in s for s in statuses), f"no intermediate state was shown: {statuses}"
+    assert wait_for_images_loaded(page, "#imt-samples img", 4) == 4
+    thumbs = page.locator("#imt-samples img")
+
+    thumbs.nth(1).click()  # choose a sample to inspect
+    page.locator("#imt-fig3 img").wait_for(state="visible")
+    page.locator("#imt-attention img").wait_for(state="visible")
+    old = image_src(page, "imt-fig3")
+    click_image(page, "imt-fig3", 0.3, 0.6)
+    wait_for_image_change(page, "imt-fig3", old)
+    # 12x12 tiny model: 30% across and 60% down is row 7, column 3.
+    page.wait_for_function("() => document.querySelector('#imt-inspect-text').innerText.includes('row 7, column 3')")
+    text = page.locator("#imt-inspect-text").inner_text()
+    assert "weight inside the visible window 1.000" in text
+
+    page.get_by_role("button", name="Animate the generation order").click()
+    page.locator("#imt-animation img").wait_for(state="visible")
+    assert ".gif" in image_src(page, "imt-animation")
+    wait_for_images_loaded(page, "#imt-fig3 img, #imt-attention img, #imt-animation img", 3)
+    screenshot(page, tmp_path, "image_transformer")
+
+
+def test_image_transformer_tab_completes_a_test_image(page, tiny_models, fashion_mnist, tmp_path):  # noqa: F811
+    open_tab(page, "Image Transformer")
+    page.get_by_role("tab", name="Complete", exact=True).click()
+    page.get_by_label("Fashion-MNIST test image #").fill("3")
+    page.locator("#imt-pick-btn").click()
+    page.locator("#imt-upload img").wait_for(state="visible")
+    page.locator("#imt-rows input[type=number]").fill("6")
+    page.locator("#imt-rows input[type=number]").press("Enter")
+    page.locator("#imt-complete-btn").click()
+    page.wait_for_function("() => document.querySelector('#imt-complete-status').innerText.includes('Kept')")
+    # kept, original, 4 completions
+    assert wait_for_images_loaded(page, "#imt-completions img", 2 + 4) == 2 + 4
+    status = page.locator("#imt-complete-status").inner_text()
+    assert "resized from 168x168" in status  # the test image is shown 6x (168 px); the tiny model is 12x12
+    screenshot(page, tmp_path, "image_transformer_complete")
