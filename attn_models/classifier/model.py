@@ -93,24 +93,3 @@ class PenultimateFeatures(nn.Module):
         with torch.no_grad():
             return self.classifier.features(images).double()
 
-
-def main(argv=None) -> None:
-    """``python -m attn_models.classifier.model``: test-set accuracy of the shipped classifier."""
-    import argparse
-    import json
-
-    from attn_models import load
-    from attn_models.data import load_fashion_mnist
-
-    p = argparse.ArgumentParser(description="Fashion-MNIST test accuracy of fashion-mnist-classifier")
-    p.add_argument("--device", default="cpu")
-    args = p.parse_args(argv)
-    model = load("fashion-mnist-classifier", device=args.device)
-    x, y = load_fashion_mnist("test")
-    pred = model.predict_proba(x).argmax(1)
-    per_class = {int(c): round(float((pred[y == c] == c).mean()), 4) for c in range(10)}
-    print(json.dumps({"test_accuracy": float((pred == y).mean()), "n": int(len(y)), "per_class": per_class}))
-
-
-if __name__ == "__main__":
-    main()

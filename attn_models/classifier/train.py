@@ -1,115 +1,90 @@
-"""Train the Fashion-MNIST classifier used as the GAN-metric feature extractor.
+"""Train the Fashion-MNIST classifier used as the GAN-metric feature extractor, through the training scaffold.
 
-    python -m attn_models.classifier.train --epochs 8 --out weights/fashion-mnist-classifier
+    python -m attn_models.classifier.train --max-steps 20000 --export weights/fashion-mnist-classifier
+    python -m attn_models.classifier.train --resume --time-budget-min 30      # continue runs/fashion-mnist-classifier
 
-Resumable (--resume reads checkpoints/fashion-mnist-classifier/last.pt), seeded, Accelerate-based.
+Validation: the last ``--val-size`` images of a fixed shuffle of the *training* set, held out from training
+(the test set is only for ``evaluate``). Augmentation: random mirror and a +-2 px shift, both label-preserving.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from pathlib import Path
-
 import numpy as np
 import torch
-from accelerate import Accelerator
 from torch.nn import functional as F
-from tqdm import tqdm
 
-from attn_models.data import load_fashion_mnist
+from attn_models import training
 from attn_models.classifier.model import FashionMNISTClassifier
+
+VAL_SEED = 4242  # the held-out validation split's shuffle
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and +-2 px shift: label-preserving for clothing silhouettes."""
-    n = x.shape[0]
-    flip = torch.rand(n, generator=gen) < 0.5
+    """Random horizontal flip per image and one +-2 px shift per batch (cheap; clothing stays the same class)."""
+    flip = torch.rand(x.shape[0], generator=gen) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    padded = F.pad(x, (2, 2, 2, 2))
-    dy, dx = torch.randint(0, 5, (2,), generator=gen).tolist()  # one shift per batch keeps it cheap
-    return padded[..., dy:dy + 28, dx:dx + 28]
+    dy, dx = torch.randint(0, 5, (2,), generator=gen).tolist()
+    return F.pad(x, (2, 2, 2, 2))[..., dy:dy + 28, dx:dx + 28]
 
 
-@torch.inference_mode()
-def accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> float:
-    model.eval()
-    correct = 0
-    for i in range(0, len(images), batch_size):
-        pred = model(images[i:i + batch_size]).argmax(-1).cpu().numpy()
-        correct += int((pred == labels[i:i + batch_size]).sum())
-    return correct / len(images)
+def split(n: int, val_size: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(VAL_SEED).permutation(n)
+    return order[: n - val_size], order[n - val_size:]
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (machine is shared)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--ckpt-dir", default="checkpoints/fashion-mnist-classifier")
-    p.add_argument("--out", default="weights/fashion-mnist-classifier")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--time-budget-min", type=float, default=None)
-    args = p.parse_args(argv)
+class ClassifierTask(training.TrainTask):
+    name = "fashion-mnist-classifier"
+    description = __doc__
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    acc = Accelerator()
-    train_x, train_y = load_fashion_mnist("train", args.data_dir)
-    test_x, test_y = load_fashion_mnist("test", args.data_dir)
-    x_all = torch.from_numpy(train_x.copy()).float().div(255)[:, None]  # (60000, 1, 28, 28)
-    y_all = torch.from_numpy(train_y.copy())
+    def add_args(self, p):
+        p.add_argument("--data-dir", default=None, help="folder of the Fashion-MNIST idx .gz files")
+        p.add_argument("--limit", type=int, default=None, help="use only the first N training images (tests)")
+        p.add_argument("--val-size", type=int, default=5000)
+        p.add_argument("--weight-decay", type=float, default=5e-4)
+        p.add_argument("--label-smoothing", type=float, default=0.05)
+        p.add_argument("--widths", type=int, nargs=3, default=[32, 48, 96])
+        p.add_argument("--convs-per-block", type=int, nargs=3, default=[1, 2, 2])
+        p.add_argument("--hidden", type=int, default=256)
+        p.add_argument("--dropout", type=float, default=0.3)
+        p.set_defaults(batch_size=128, lr=2e-3, max_steps=20_000, warmup_steps=300, eval_every=2000)
 
-    model = FashionMNISTClassifier()
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
-    steps_per_epoch = len(x_all) // args.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch)
-    model, opt = acc.prepare(model, opt)
-    ckpt_dir = Path(args.ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    start_epoch, elapsed = 0, 0.0
-    if args.resume and (ckpt_dir / "last.pt").is_file():
-        state = torch.load(ckpt_dir / "last.pt", weights_only=True)
-        acc.unwrap_model(model).load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        start_epoch, elapsed = state["epoch"], state["elapsed"]
-    t0 = time.time() - elapsed
-    log = open(ckpt_dir / "log.jsonl", "a")
-    for epoch in range(start_epoch, args.epochs):
-        gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)  # epoch-seeded: resume is exact
-        order = torch.randperm(len(x_all), generator=gen)
-        model.train()
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", disable=not acc.is_main_process)
-        for step in bar:
-            idx = order[step * args.batch_size:(step + 1) * args.batch_size]
-            x = augment(x_all[idx], gen).to(acc.device)
-            loss = F.cross_entropy(model(x), y_all[idx].to(acc.device), label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            acc.backward(loss)
-            opt.step()
-            sched.step()
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        test_acc = accuracy(acc.unwrap_model(model), test_x, test_y)
-        rec = {"epoch": epoch + 1, "loss": loss.item(), "test_acc": test_acc, "wall_s": round(time.time() - t0, 1)}
-        print(json.dumps(rec), flush=True)
-        log.write(json.dumps(rec) + "\n")
-        log.flush()
-        torch.save({"model": acc.unwrap_model(model).state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "epoch": epoch + 1, "elapsed": time.time() - t0},
-                   ckpt_dir / "last.pt")
-        if args.time_budget_min and time.time() - t0 > 60 * args.time_budget_min:
-            print("time budget reached; stopping", flush=True)
-            break
-    final = acc.unwrap_model(model).eval()
-    if acc.is_main_process:
-        final.save_pretrained(args.out)
-        print(json.dumps({"saved": args.out, "test_acc": accuracy(final, test_x, test_y),
-                          "wall_s": round(time.time() - t0, 1)}), flush=True)
+    def setup(self):
+        from attn_models.data import load_fashion_mnist
+
+        a = self.args
+        x, y = load_fashion_mnist("train", a.data_dir)
+        if a.limit:
+            x, y = x[: a.limit], y[: a.limit]
+        train_idx, val_idx = split(len(x), min(a.val_size, len(x) // 2))
+        self.x = torch.from_numpy(x[train_idx].copy()).float().div(255)[:, None]  # (N, 1, 28, 28)
+        self.y = torch.from_numpy(y[train_idx].astype(np.int64))
+        self.val_x, self.val_y = x[val_idx], y[val_idx]
+        self.examples_per_epoch = len(self.x)
+        model = FashionMNISTClassifier(widths=a.widths, convs_per_block=a.convs_per_block, hidden=a.hidden,
+                                       dropout=a.dropout)
+        opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
+        self.model, opt = self.acc.prepare(model, opt)
+        self.optimizers, self.export_model = [opt], self.model
+
+    def train_step(self, step, rng):
+        idx = training.epoch_indices(self.args.seed, step, self.args.batch_size, len(self.x), self.rank, self.world)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        x = augment(self.x[idx], gen).to(self.device)
+        self.model.train()
+        loss = F.cross_entropy(self.model(x), self.y[idx].to(self.device), label_smoothing=self.args.label_smoothing)
+        opt = self.optimizers[0]
+        opt.zero_grad(set_to_none=True)
+        self.acc.backward(loss)
+        opt.step()
+        return {"loss": loss.item()}
+
+    def evaluate(self, step):
+        model = self.acc.unwrap_model(self.model).eval()
+        acc = float((model.predict_proba(self.val_x).argmax(1) == self.val_y).mean())
+        return {"val_accuracy": acc}
+
+
+def main(argv=None) -> dict:
+    return training.run(ClassifierTask(), argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The Fashion-MNIST classifier behind the GAN metrics (FID features, class consistency)."""
