@@ -107,6 +107,15 @@ def epoch_indices(seed: int, step: int, batch: int, n: int, rank: int = 0, world
     return np.asarray(out)
 
 
+def weights_file(path: Path) -> Path:
+    """``--init-from`` accepts a weights folder (weights/<name>) or the model.safetensors in it."""
+    path = Path(path)
+    file = path / "model.safetensors" if path.is_dir() else path
+    if not file.is_file():
+        raise SystemExit(f"--init-from {path}: no model.safetensors there")
+    return file
+
+
 class TrainTask:
     """What one model's training supplies. Subclasses set ``name`` and override the methods below.
 
@@ -155,10 +164,7 @@ class TrainTask:
         """Start from exported weights (strict): a folder holding model.safetensors, or the file itself."""
         from safetensors.torch import load_model
 
-        file = path / "model.safetensors" if path.is_dir() else path
-        if not file.is_file():
-            raise SystemExit(f"--init-from {path}: no model.safetensors there")
-        load_model(self.acc.unwrap_model(self.export_model), str(file), strict=True)
+        load_model(self.acc.unwrap_model(self.export_model), str(weights_file(path)), strict=True)
 
     # ---- helpers for subclasses -------------------------------------------------------------------
     @property

@@ -13,10 +13,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-from attn_models.sagan.layers import sn_conv
+from torch.nn.utils.parametrizations import spectral_norm
 
 VARIANTS = ("official", "paper")
+
+
+# Spectrally normalised layers (torch's own parametrization), used here and by every layer of G and D.
+def sn_conv(c_in: int, c_out: int, k: int, bias: bool = True) -> nn.Module:
+    return spectral_norm(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=bias), eps=1e-6)
+
+
+def sn_linear(c_in: int, c_out: int, bias: bool = True) -> nn.Module:
+    return spectral_norm(nn.Linear(c_in, c_out, bias=bias), eps=1e-6)
 
 
 class SelfAttention2d(nn.Module):

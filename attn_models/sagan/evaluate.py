@@ -22,8 +22,8 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from attn_models import load
-from attn_models.data import CLASS_NAMES, load_fashion_mnist
 from attn_models.classifier.model import PenultimateFeatures
+from attn_models.data import CLASS_NAMES, load_fashion_mnist
 
 
 def inception_style_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:

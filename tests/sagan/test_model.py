@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from attn_models.sagan.attention import SelfAttention2d
-from attn_models.sagan.networks import Discriminator, Generator
 from attn_models.sagan.model import SAGAN, latent
-from attn_models.sagan.steps import EMA, make_optimizers, standing_stats, train_step
+from attn_models.sagan.networks import Discriminator, Generator
+from attn_models.sagan.train import EMA, make_optimizers, standing_stats, train_step
 
 
 @pytest.mark.parametrize("variant,key_hw", [("official", (4, 4)), ("paper", (8, 8))])
