@@ -8,18 +8,6 @@ import numpy as np
 from attn_models.data.fashion_mnist import CLASS_NAMES
 
 
-def keep_rows_mask(model, rows: int) -> np.ndarray:
-    """bool (H, W, C): the largest prefix in generation order that lies within the top ``rows`` rows
-    (whole rows for raster order; whole block rows for local 2D)."""
-    h, w, c = model.image_shape
-    p = model.pattern
-    if p.kind == "local2d":
-        rows = (rows // p.block_h) * p.block_h
-    known = np.zeros((h, w, c), dtype=bool)
-    known[:rows] = True
-    return known
-
-
 def write_figures(model, test_x: np.ndarray, test_y: np.ndarray, out: Path, per_class: int = 8,
                   temperature: float = 1.0, seed: int = 0) -> list[Path]:
     import matplotlib
@@ -47,8 +35,9 @@ def write_figures(model, test_x: np.ndarray, test_y: np.ndarray, out: Path, per_
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    # completions: one test image per class, top half kept, 4 completions each
-    known = keep_rows_mask(model, model.image_shape[0] // 2)
+    # completions: one test image per class, the generation-order prefix inside the top half kept (for local
+    # 2D: whole block rows plus the leading blocks of the cut block row), 4 completions each
+    known = model.prefix_mask(model.image_shape[0] // 2)  # bool (H, W, C)
     picks = [int(np.flatnonzero(test_y == c)[0]) for c in range(min(10, model.num_classes or 10))]
     n_comp = 4
     fig, axes = plt.subplots(len(picks), n_comp + 2, figsize=((n_comp + 2) * 0.9, len(picks) * 0.95))
@@ -65,7 +54,9 @@ def write_figures(model, test_x: np.ndarray, test_y: np.ndarray, out: Path, per_
         if r == 0:
             for k, title in enumerate(["original", "kept"] + [f"#{j + 1}" for j in range(n_comp)]):
                 axes[0, k].set_title(title, fontsize=8)
-    fig.suptitle(f"completions of test images: top {int(known[:, 0, 0].sum())} rows kept", fontsize=9)
+    whole = int(known.all(axis=(1, 2)).sum())
+    part = " (and part of the next)" if known[whole:].any() else ""
+    fig.suptitle(f"completions of test images: top {whole} rows{part} kept", fontsize=9)
     fig.tight_layout()
     paths.append(out / "completions.png")
     fig.savefig(paths[-1], dpi=110)

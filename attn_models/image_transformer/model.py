@@ -12,20 +12,30 @@ Faithful points (paper sec. 3):
 Deviations: learned rather than sinusoidal position embeddings (the paper reports trying both); no
 discretized-logistic output (the paper's categorical output is used, as the issue asks).
 
-The sampler with a key/value cache lives in ``sampler.py``; this module holds the teacher-forced model and
-the public API (``sample``, ``sample_stream``, ``logits``, ``bits_per_dim``, ``query_attention``).
+Incremental decoding (the paper's sampling, sec. 4; its code re-runs the model, we cache keys/values): every
+module has a one-position ``step`` (``LocalSelfAttention.step``, ``Layer.step``, ``ImageTransformer.step``)
+that computes exactly what the teacher-forced ``forward`` computes for that position, given a ``KVCache``
+holding the earlier positions' keys/values. ``sampler.py`` owns the cache slot layout and the loop; it imports
+nothing from this module (this module imports it for ``sample_stream``).
+
+This module holds the teacher-forced model and the public API (``sample``, ``sample_stream``, ``logits``,
+``bits_per_dim``, ``query_attention``, ``preprocess``, ``prefix_mask``).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
+from PIL import Image
 
+from attn_models.image_transformer.sampler import MAX_SAMPLES, CachedSampler, check_draw_args
 from attn_models.layers.local_attention import (
     AttentionPattern,
     BlockedWeights,
@@ -34,10 +44,37 @@ from attn_models.layers.local_attention import (
     local_attention,
 )
 
-MAX_SAMPLES = 64
+__all__ = ["MAX_SAMPLES", "ImageTransformer", "KVCache", "Layer", "LocalSelfAttention", "SamplingArgs"]
+
+
+@dataclass
+class KVCache:
+    """One layer's key/value cache for incremental decoding, and the position being decoded now.
+
+    ``step`` writes the new position's key/value into slot ``write`` and attends over the slots where
+    ``visible`` is True (its own slot included). Which slot a position uses and which slots it may see is the
+    caller's business (``sampler.CachedSampler`` maps the local 1D / 2D windows onto a bounded ring of slots)."""
+
+    keys: torch.Tensor  # (B, heads, S, d_head), written in place
+    values: torch.Tensor  # (B, heads, S, d_head), written in place
+    write: int = 0  # slot that receives the new position's key and value
+    visible: torch.Tensor | None = None  # bool (S,): slots the new position attends to (the same for the batch)
+
+
+class SamplingArgs(NamedTuple):
+    """Checked ``sample`` arguments, as ``sampler.CachedSampler.stream`` takes them."""
+
+    temperature: float
+    labels: torch.Tensor | None  # (n,) int64, None for an unconditional model
+    prefix: torch.Tensor | None  # (n, N) int64 in raster order
+    known: torch.Tensor | None  # (n, N) bool in raster order, a prefix in generation order
 
 
 class LocalSelfAttention(nn.Module):
+    """Multi-head masked self-attention over a local 1D / local 2D / full window (paper sec. 3.2, Fig. 2).
+    Deviation: no dropout on the attention weights (tensor2tensor has it); ``dropout`` is only stored, and
+    ``Layer`` applies dropout to the residual branches."""
+
     def __init__(self, d_model: int, heads: int, dropout: float):
         super().__init__()
         if d_model % heads:
@@ -56,8 +93,31 @@ class LocalSelfAttention(nn.Module):
         out, weights = res if return_weights else (res, None)
         return self.out(out.transpose(1, 2).flatten(2)), weights
 
+    def new_cache(self, batch: int, slots: int, device=None) -> KVCache:
+        """An all-zero cache of ``slots`` slots (zero keys/values: a dummy slot that is never visible is safe)."""
+        shape = (batch, self.heads, slots, self.qkv.out_features // (3 * self.heads))
+        w = self.qkv.weight
+        return KVCache(torch.zeros(shape, dtype=w.dtype, device=device if device is not None else w.device),
+                       torch.zeros(shape, dtype=w.dtype, device=device if device is not None else w.device))
+
+    def step(self, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """One position: x (B, d) -> (B, d), the ``forward`` output at that position, given the earlier positions'
+        keys/values in ``cache``; writes this position's key/value into ``cache.write`` first (a query sees
+        its own key, as in the teacher-forced mask)."""
+        if cache.visible is None:
+            raise ValueError("cache.visible is not set: point the cache at a position first")
+        b, d = x.shape
+        q, k, v = self.qkv(x).view(b, 3, self.heads, d // self.heads).unbind(1)  # 3 x (B, heads, dh)
+        cache.keys[:, :, cache.write] = k
+        cache.values[:, :, cache.write] = v
+        a = F.scaled_dot_product_attention(q[:, :, None], cache.keys, cache.values,
+                                           attn_mask=cache.visible.view(1, -1))  # (B, heads, 1, dh)
+        return self.out(a.view(b, d))
+
 
 class Layer(nn.Module):
+    """A pre-norm transformer layer (tensor2tensor's "n" / "da" pre/post-processing, paper sec. 3)."""
+
     def __init__(self, d_model: int, heads: int, ffn: int, dropout: float):
         super().__init__()
         self.norm1 = nn.LayerNorm(d_model)
@@ -71,6 +131,15 @@ class Layer(nn.Module):
         x = x + self.drop(a)
         x = x + self.drop(self.ffn(self.norm2(x)))
         return x, weights
+
+    def new_cache(self, batch: int, slots: int, device=None) -> KVCache:
+        return self.attn.new_cache(batch, slots, device)
+
+    def step(self, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """One position: x (B, d) -> (B, d), see ``LocalSelfAttention.step``. For decoding: no dropout, i.e.
+        ``forward`` in eval mode."""
+        x = x + self.attn.step(self.norm1(x), cache)
+        return x + self.ffn(self.norm2(x))
 
 
 class ImageTransformer(nn.Module, PyTorchModelHubMixin):
@@ -143,6 +212,72 @@ class ImageTransformer(nn.Module, PyTorchModelHubMixin):
     def device(self) -> torch.device:
         return self.head.weight.device
 
+    # ----- inputs from the outside world -----
+    def preprocess(self, image) -> tuple[np.ndarray, str]:
+        """Any picture (PIL image or numpy array) -> (uint8 (H, W, C) at the model's size and channels, a note of
+        what changed, "" if nothing did). Not part of the paper: it makes arbitrary uploads usable as
+        ``sample(prefix=...)``.
+
+        - 16-bit grey (PIL "I;16*", or integer data above 255) is scaled by 1/257, keeping its brightness;
+          float data in [0, 1] is scaled by 255; anything else is clipped to [0, 255].
+        - Transparency is composited onto black, Fashion-MNIST's background.
+        - An exact k-times nearest-neighbour enlargement of an H x W image (a picture saved from the demo) is
+          undone losslessly; otherwise the image is resized with LANCZOS.
+        - For grey models, a light-background picture (mean border > 127) is inverted: Fashion-MNIST items are
+          light on black.
+        Raises ValueError for None, an empty or non-image array, a side under 4 pixels, or an aspect ratio more
+        than 4x further from square than the model's."""
+        if image is None:
+            raise ValueError("upload an image or pick a Fashion-MNIST test image first")
+        if isinstance(image, Image.Image):
+            arr = _pil_to_array(image)
+        else:
+            arr = np.asarray(image)
+            if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+                raise ValueError(f"expected an image, got an array of {arr.dtype}")
+        if arr.ndim not in (2, 3) or arr.size == 0 or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
+            raise ValueError(f"expected an image, got an array of shape {arr.shape}")
+        h, w, c = self.image_shape
+        ih, iw = arr.shape[:2]
+        if min(ih, iw) < 4:
+            raise ValueError(f"image is {iw}x{ih} pixels: too small to resize to {w}x{h}")
+        if max(ih / iw, iw / ih) > 4 * max(h / w, w / h):
+            raise ValueError(f"image is {iw}x{ih} pixels: too far from the model's {w}x{h} shape to resize")
+        arr = _to_uint8(arr)
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        pil = Image.fromarray(arr) if arr.ndim == 2 or arr.shape[-1] == 3 else _flatten_alpha(arr)
+        pil = pil.convert("L" if c == 1 else "RGB")
+        notes = []
+        k = ih // h
+        if k > 1 and (ih, iw) == (k * h, k * w):
+            small = np.asarray(pil)[k // 2 :: k, k // 2 :: k]
+            if (small.repeat(k, 0).repeat(k, 1) == np.asarray(pil)).all():
+                # An exact nearest-neighbour enlargement (a picture saved from the demo): undo it losslessly.
+                pil = Image.fromarray(small)
+                notes.append(f"reduced {k}x (an enlarged {w}x{h} image)")
+        if pil.size != (w, h):
+            pil = pil.resize((w, h), Image.Resampling.LANCZOS)
+            notes.append(f"resized from {iw}x{ih} to {w}x{h}")
+        out = np.asarray(pil, dtype=np.uint8).reshape(h, w, c).copy()
+        if c == 1:
+            border = np.concatenate([out[0], out[-1], out[:, 0], out[:, -1]])
+            if border.mean() > 127:  # Fashion-MNIST items are light on black: flip dark-on-light pictures
+                out = 255 - out
+                notes.append("inverted (light background) to match Fashion-MNIST")
+        return out, "; ".join(notes)
+
+    def prefix_mask(self, rows: int) -> np.ndarray:
+        """bool (H, W, C): the longest prefix in generation order that lies inside the first ``rows`` rows
+        (those rows whole for raster order; for local 2D, which generates block by block, whole block rows plus
+        the leading blocks of the cut block row that fit). A valid ``known`` for ``sample``."""
+        if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or not 0 <= rows <= self.H:
+            raise ValueError(f"rows must be an integer in [0, {self.H}], got {rows!r}")
+        h, w, c = self.image_shape
+        rank = generation_rank(h, w, c, self._pattern).numpy().reshape(h, w * c)  # (H, W*C)
+        cut = rank[rows:].min() if rows < h else rank.size  # first generation step outside the rows
+        return (rank < cut).reshape(h, w, c)
+
     # ----- teacher-forced forward -----
     def position_embedding(self, raster: torch.Tensor) -> torch.Tensor:
         rows, cols, chans = self.row_of[raster], self.col_of[raster], self.chan_of[raster]
@@ -167,8 +302,36 @@ class ImageTransformer(nn.Module, PyTorchModelHubMixin):
             want = weights_layer is not None and i == weights_layer % len(self.layers)
             h, w = layer(h, self.image_shape, self._pattern, return_weights=want)
             weights = w if want else weights
-        logits = self.head(self.norm(h))
+        logits = self.output_logits(h)
         return (logits, weights) if weights_layer is not None else logits
+
+    def output_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Final layer norm and 256-way output: h (..., d) -> logits (..., 256)."""
+        return self.head(self.norm(h))
+
+    # ----- incremental decoding, one position at a time (what ``forward`` computes, position by position) -----
+    def step_context(self, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The part of every position's input that does not depend on the image: position embeddings plus the
+        class embedding, (1 or B, N, d) in raster order."""
+        r = torch.arange(self.num_positions, device=self.device)
+        return self.position_embedding(r)[None] + (self.class_emb(labels)[:, None] if self.class_emb is not None
+                                                   else 0.0)
+
+    def step_input(self, context: torch.Tensor, prev: int | None = None,
+                   prev_values: torch.Tensor | None = None) -> torch.Tensor:
+        """Input (B, d) of one position: its ``context`` (B, d) (a slice of ``step_context``) plus the embedding
+        of ``prev_values`` (B,), the intensities at raster position ``prev`` generated just before it, or the
+        start vector for the first position (``prev`` None)."""
+        if prev is None:
+            return self.start + context
+        return self.token_embedding(prev, prev_values) + context
+
+    def step(self, x: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
+        """One position through every layer and the output: x (B, d) from ``step_input`` -> logits (B, 256).
+        ``caches``: one per layer, all pointed at this position (``sampler.CachedSampler.seek``)."""
+        for layer, cache in zip(self.layers, caches, strict=True):
+            x = layer.step(x, cache)
+        return self.output_logits(x)
 
     # ----- input validation -----
     def _check_images(self, images, name="images") -> torch.Tensor:
@@ -222,22 +385,15 @@ class ImageTransformer(nn.Module, PyTorchModelHubMixin):
             total += nll.item()
         return total / (x.numel() * math.log(2))
 
-    def _check_sampling(self, n, labels, temperature, seed, prefix, known):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_SAMPLES:
-            raise ValueError(f"n must be an integer in [1, {MAX_SAMPLES}], got {n!r}")
-        try:
-            t = float(temperature)
-        except (TypeError, ValueError):
-            raise ValueError(f"temperature must be a number, got {temperature!r}") from None
-        if not math.isfinite(t) or t <= 0:
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    def check_sampling_args(self, n, labels=None, temperature=1.0, seed=0, prefix=None,
+                            known=None) -> SamplingArgs:
+        """Validate ``sample``'s arguments (ValueError with a readable message) and convert them to tensors."""
+        t = check_draw_args(n, temperature, seed)
         y = self._check_labels(labels, n)
         if (prefix is None) != (known is None):
             raise ValueError("prefix and known go together: give both or neither")
         if prefix is None:
-            return t, y, None, None
+            return SamplingArgs(t, y, None, None)
         prefix = np.asarray(prefix)
         if prefix.ndim == 3:
             prefix = np.broadcast_to(prefix, (n, *prefix.shape))
@@ -255,16 +411,14 @@ class ImageTransformer(nn.Module, PyTorchModelHubMixin):
         in_order = kn[:, self.order.cpu()]
         if (in_order[:, 1:] & ~in_order[:, :-1]).any():
             raise ValueError("known must be a prefix in generation order (all known pixels before all unknown)")
-        return t, y, px, kn
+        return SamplingArgs(t, y, px, kn)
 
     def sample_stream(self, n: int, labels=None, temperature: float = 1.0, seed: int = 0, prefix=None,
                       known=None, every: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (images uint8 (n, H, W, C), done bool (H, W, C)) every ``every`` generated positions (default:
         one query block for local 2D, one image row otherwise) and once at the end with the finished images,
         equal to ``sample`` with the same arguments. Positions not generated yet are 0."""
-        from attn_models.image_transformer.sampler import CachedSampler
-
-        t, y, px, kn = self._check_sampling(n, labels, temperature, seed, prefix, known)
+        t, y, px, kn = self.check_sampling_args(n, labels, temperature, seed, prefix, known)
         if every is None:
             p = self._pattern
             every = p.block_h * p.block_w if p.kind == "local2d" else self.W * self.C
@@ -300,15 +454,34 @@ class ImageTransformer(nn.Module, PyTorchModelHubMixin):
         return bw.query_row(q)[0].float().cpu().numpy().reshape(self.num_heads, self.H, self.W * self.C)
 
 
-def uniform_draws(seed: int, k: int, n_positions: int) -> np.ndarray:
-    """The uniform numbers image k of a call with ``seed`` uses, one per generation step (float64).
-    Per-image streams make image k independent of the batch size."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(k)]))).random(n_positions)
+def _pil_to_array(image: Image.Image) -> np.ndarray:
+    """A PIL image -> an array ``preprocess`` understands: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA."""
+    if image.mode.startswith("I;16"):  # 16-bit grey: keep the brightness, not the low byte
+        return (np.asarray(image, dtype=np.float64) / 257).round().astype(np.uint8)
+    if image.mode in ("I", "F", "L", "1"):  # I and F: clipped / scaled by _to_uint8 like arrays
+        return np.asarray(image.convert("L") if image.mode == "1" else image)
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        return np.asarray(image.convert("RGBA"))
+    return np.asarray(image.convert("RGB"))
 
 
-def draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Inverse-CDF sampling: logits (B, 256), u (B,) in [0, 1) -> (B,) int64."""
-    p = torch.softmax(logits.double() / temperature, -1)
-    cdf = p.cumsum(-1)
-    return torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp(max=255)
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Any numeric image array -> uint8 with the same shape (see ``ImageTransformer.preprocess``)."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        arr = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        if arr.min() >= 0 and arr.max() <= 1:  # a [0, 1] float image
+            arr = arr * 255
+        return np.clip(arr.round(), 0, 255).astype(np.uint8)
+    if arr.max() > 255:  # integer data past 8 bits: taken as 16-bit
+        return (np.clip(arr, 0, 65535) / 257).round().astype(np.uint8)
+    return np.clip(arr, 0, 255).astype(np.uint8)
 
+
+def _flatten_alpha(arr: np.ndarray) -> Image.Image:
+    """uint8 (H, W, 2) grey+alpha or (H, W, 4) RGBA -> an RGB PIL image over black (transparent = background)."""
+    rgba = Image.fromarray(arr[..., [0, 0, 0, 1]] if arr.shape[-1] == 2 else arr, "RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")

@@ -14,18 +14,59 @@ Cache slots (per layer, (B, heads, S + 1, d_head); slot S is an always-zero dumm
   rows, independent of the image height.
 - full: every position stays visible, so S = N (this is what full attention costs).
 
+The per-position arithmetic is the model's own: ``ImageTransformer.step_input`` / ``Layer.step`` /
+``ImageTransformer.step``; this module only owns the slot bookkeeping, the random draws and the loop.
+
 ``recompute_sample`` is the quadratic-time baseline of the reference implementations: run the whole
 teacher-forced model on the canvas for every position.
+
+Dependencies point one way: ``model`` imports this module (``sample_stream`` runs a ``CachedSampler``); this
+module imports nothing from ``model`` and reads the model only through its public methods.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from attn_models.layers.local_attention import block_index
 
-from attn_models.image_transformer.model import draw, uniform_draws
+MAX_SAMPLES = 64
+
+
+def check_draw_args(n, temperature, seed) -> float:
+    """Validate the model-independent sampling arguments; returns the temperature as a float."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_SAMPLES:
+        raise ValueError(f"n must be an integer in [1, {MAX_SAMPLES}], got {n!r}")
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        raise ValueError(f"temperature must be a number, got {temperature!r}") from None
+    if not math.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    return t
+
+
+def uniform_draws(seed: int, k: int, n_positions: int) -> np.ndarray:
+    """The uniform numbers image k of a call with ``seed`` uses, one per generation step (float64).
+    Per-image streams make image k independent of the batch size."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(k)]))).random(n_positions)
+
+
+def batch_draws(seed: int, n: int, n_positions: int) -> torch.Tensor:
+    """float64 (n, n_positions): ``uniform_draws`` of images 0..n-1."""
+    return torch.from_numpy(np.stack([uniform_draws(seed, k, n_positions) for k in range(n)]))
+
+
+def draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Inverse-CDF sampling: logits (B, 256), u (B,) in [0, 1) -> (B,) int64. (Not in the paper, which does
+    not say how it samples; a CDF lookup makes a sample a deterministic function of the seed's draws.)"""
+    p = torch.softmax(logits.double() / temperature, -1)
+    cdf = p.cumsum(-1)
+    return torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp(max=255)
 
 
 def cache_slots(h: int, w: int, c: int, pattern) -> tuple[torch.Tensor, int]:
@@ -45,6 +86,9 @@ def cache_slots(h: int, w: int, c: int, pattern) -> tuple[torch.Tensor, int]:
 
 
 class CachedSampler:
+    """Incremental decoding of an ``ImageTransformer`` (see the module docstring). ``new_caches`` and ``seek``
+    are public so that tests can drive ``Layer.step`` with the very caches the sampler uses."""
+
     def __init__(self, model):
         self.m = model
         h, w, c = model.image_shape
@@ -55,54 +99,47 @@ class CachedSampler:
         n = h * w * c
         blk, i = idx.inverse // idx.query_index.shape[1], idx.inverse % idx.query_index.shape[1]
         key_slots = self.slot_of[idx.key_index][blk]  # (N, M)
-        self.visible = torch.zeros(n, self.size + 1, dtype=torch.bool)
+        self.visible = torch.zeros(n, self.size + 1, dtype=torch.bool)  # (N, S + 1)
         self.visible.scatter_(1, torch.where(idx.mask[blk, i], key_slots, self.size), True)
         self.visible[:, self.size] = False  # the dummy slot
+        self._slot_list = self.slot_of.tolist()  # python ints: indexing with them is cheaper per step
+        self._visible_on = {}  # device -> the table there, copied once
 
-    def _draws(self, n: int, seed: int) -> torch.Tensor:
-        return torch.from_numpy(np.stack([uniform_draws(seed, k, self.m.num_positions) for k in range(n)]))
+    def new_caches(self, batch: int) -> list:
+        """One empty ``KVCache`` per layer, with S + 1 slots (slot S: the never-visible dummy)."""
+        return [layer.new_cache(batch, self.size + 1, self.m.device) for layer in self.m.layers]
+
+    def seek(self, caches: list, p: int) -> None:
+        """Point every layer's cache at raster position ``p``: its write slot and visible slots."""
+        dev = caches[0].keys.device
+        if dev not in self._visible_on:
+            self._visible_on[dev] = self.visible.to(dev)
+        visible, write = self._visible_on[dev][p], self._slot_list[p]  # (S + 1,) bool, one query row
+        for cache in caches:
+            cache.write, cache.visible = write, visible
 
     @torch.inference_mode()
     def stream(self, n, labels, temperature, seed, prefix, known, every, trace: list | None = None):
-        """Yield (images, done) as ``ImageTransformer.sample_stream`` documents. ``trace``, if a list, receives
-        the (n, 256) log-probabilities (before temperature) of every step, for tests."""
+        """Yield (images, done) as ``ImageTransformer.sample_stream`` documents, from arguments already checked
+        by ``ImageTransformer.check_sampling_args``. ``trace``, if a list, receives the (n, 256)
+        log-probabilities (before temperature) of every step, for tests."""
         m, dev = self.m, self.m.device
         H, W, C = m.image_shape
-        N, heads = m.num_positions, m.num_heads
-        dh = m.d_model // heads
-        caches = [(torch.zeros(n, heads, self.size + 1, dh, device=dev),
-                   torch.zeros(n, heads, self.size + 1, dh, device=dev)) for _ in m.layers]
-        u = self._draws(n, seed)  # (n, N) float64, one per generation step
-        image = torch.zeros(n, N, dtype=torch.long, device=dev)
+        N = m.num_positions
+        caches = self.new_caches(n)
+        u = batch_draws(seed, n, N)  # (n, N) float64, one per generation step
+        image = torch.zeros(n, N, dtype=torch.long, device=dev)  # raster order
         done = torch.zeros(N, dtype=torch.bool)
-        r = torch.arange(N, device=dev)
-        # everything that does not depend on sampled values, for all positions at once: (N, d) [+ (n, 1, d)]
-        context = m.position_embedding(r)[None] + (m.class_emb(labels.to(dev))[:, None] if m.class_emb else 0.0)
-        context = context.expand(n, N, -1)
-        tok_w, chan_of = m.tok_emb.weight, m.chan_of.tolist()
-        visible = self.visible.to(dev)
-        slot_of = self.slot_of.tolist()
+        # everything in the input that does not depend on sampled values, for all positions at once
+        context = m.step_context(None if labels is None else labels.to(dev)).expand(n, N, -1)  # (n, N, d)
         prefix = None if prefix is None else prefix.to(dev)
         known = None if known is None else known.to(dev)
         order = m.order.tolist()
-        d = m.d_model
         for t, p in enumerate(order):
-            if t == 0:
-                x = m.start + context[:, p]
-            else:
-                prev = order[t - 1]
-                x = tok_w[chan_of[prev] * 256 + image[:, prev]] + context[:, p]  # (n, d)
-            vis, write = visible[p, None], slot_of[p]  # (1, S + 1): one query row
-            for layer, (kc, vc) in zip(m.layers, caches, strict=True):
-                a1 = layer.norm1
-                qkv = F.linear(F.layer_norm(x, (d,), a1.weight, a1.bias, a1.eps), layer.attn.qkv.weight,
-                               layer.attn.qkv.bias).view(n, 3, heads, dh)
-                kc[:, :, write] = qkv[:, 1]
-                vc[:, :, write] = qkv[:, 2]
-                a = F.scaled_dot_product_attention(qkv[:, 0, :, None], kc, vc, attn_mask=vis)  # (n, heads, 1, dh)
-                x = x + F.linear(a.view(n, d), layer.attn.out.weight, layer.attn.out.bias)
-                x = x + layer.ffn(layer.norm2(x))
-            logits = m.head(m.norm(x))  # (n, 256)
+            prev = order[t - 1] if t else None
+            x = m.step_input(context[:, p], prev, None if prev is None else image[:, prev])  # (n, d)
+            self.seek(caches, p)
+            logits = m.step(x, caches)  # (n, 256)
             if trace is not None:
                 trace.append(torch.log_softmax(logits, -1).cpu())
             value = draw(logits, u[:, t], temperature).to(dev)
@@ -116,14 +153,15 @@ class CachedSampler:
 
 @torch.no_grad()
 def recompute_sample(model, n: int, labels=None, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
-    """Baseline sampler without a cache: the full teacher-forced model is re-run for every position."""
-    t, y, _, _ = model._check_sampling(n, labels, temperature, seed, None, None)
+    """Baseline sampler without a cache: the full teacher-forced model is re-run for every position.
+    Draws the same images as ``model.sample`` (same seeds), up to float rounding of the logits."""
+    t, y, _, _ = model.check_sampling_args(n, labels, temperature, seed)
     dev = model.device
     N = model.num_positions
-    u = torch.from_numpy(np.stack([uniform_draws(seed, k, N) for k in range(n)]))
-    image = torch.zeros(n, N, dtype=torch.long, device=dev)
+    u = batch_draws(seed, n, N)  # (n, N) float64
+    image = torch.zeros(n, N, dtype=torch.long, device=dev)  # raster order
     yd = None if y is None else y.to(dev)
     for step, p in enumerate(model.order.tolist()):
-        logits = model(image, yd)[:, p]
+        logits = model(image, yd)[:, p]  # (n, 256)
         image[:, p] = draw(logits, u[:, step], t).to(dev)
     return image.view(n, *model.image_shape).to(torch.uint8).cpu().numpy()

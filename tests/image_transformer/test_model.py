@@ -1,13 +1,18 @@
-"""Image Transformer: cached sampler == teacher forcing, causality, seeds, completion, validation, API shapes."""
+"""Image Transformer: step == teacher forcing, cached sampler == teacher forcing, causality, seeds, completion,
+validation, API shapes, upload preprocessing and prefix masks."""
+import ast
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from attn_models.image_transformer.model import ImageTransformer
+from attn_models.image_transformer import sampler as sampler_module
+from attn_models.image_transformer.model import ImageTransformer, KVCache
 from attn_models.image_transformer.sampler import CachedSampler, cache_slots, recompute_sample
-from attn_models.layers.local_attention import AttentionPattern, attention_mask
+from attn_models.layers.local_attention import AttentionPattern, attention_mask, generation_rank
 
 KINDS = {
     "local1d": dict(attention="local1d", query_len=8, memory_len=12),
@@ -264,3 +269,217 @@ def test_sample_stream_checks_arguments_before_iterating():
         m.sample_stream(2, [0, 1], temperature=float("nan"))
     with pytest.raises(ValueError):
         m.sample_stream(2, [0, 1], every=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# one-position step == teacher forcing
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("channels", [1, 3])
+@torch.no_grad()
+def test_layer_step_in_generation_order_reproduces_the_teacher_forced_layer(kind, channels):
+    m = tiny(kind, channels)
+    sampler = CachedSampler(m)
+    b, n = 2, m.num_positions
+    h = torch.randn(b, n, m.d_model, generator=torch.Generator().manual_seed(0))  # (B, N, d), raster order
+    for layer in m.layers:
+        ref, _ = layer(h, m.image_shape, m.pattern)  # (B, N, d)
+        cache = layer.new_cache(b, sampler.size + 1)
+        out = torch.full_like(ref, math.nan)
+        for p in m.order.tolist():
+            sampler.seek([cache], p)
+            out[:, p] = layer.step(h[:, p], cache)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+        h = ref
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("channels,classes", [(1, 3), (3, 0)])
+@torch.no_grad()
+def test_model_step_in_generation_order_reproduces_the_teacher_forced_logits(kind, channels, classes):
+    m = tiny(kind, channels, classes)
+    sampler = CachedSampler(m)
+    x = torch.from_numpy(random_images(m, 3)).reshape(3, -1).long()  # (B, N), raster order
+    labels = torch.tensor([2, 0, 1]) if classes else None
+    ref = m(x, labels)  # (B, N, 256)
+    context = m.step_context(labels).expand(3, -1, -1)  # (B, N, d)
+    caches = sampler.new_caches(3)
+    out = torch.full_like(ref, math.nan)
+    order = m.order.tolist()
+    for t, p in enumerate(order):
+        prev = order[t - 1] if t else None
+        sampler.seek(caches, p)
+        out[:, p] = m.step(m.step_input(context[:, p], prev, None if prev is None else x[:, prev]), caches)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_step_with_a_hand_made_cache():
+    """KVCache is not tied to the sampler's slot layout: one slot per raster position, visible = generated."""
+    m = tiny("full", channels=3)
+    layer, n = m.layers[0], m.num_positions
+    h = torch.randn(1, n, m.d_model, generator=torch.Generator().manual_seed(1))
+    ref, _ = layer(h, m.image_shape, m.pattern)
+    dh = m.d_model // m.num_heads
+    cache = KVCache(torch.zeros(1, m.num_heads, n, dh), torch.zeros(1, m.num_heads, n, dh))
+    rank = generation_rank(*m.image_shape, m.pattern)
+    for p in m.order.tolist():
+        cache.write, cache.visible = p, rank <= rank[p]  # (N,) bool: everything generated so far, p included
+        torch.testing.assert_close(layer.step(h[:, p], cache), ref[:, p], rtol=1e-5, atol=1e-5)
+
+
+def test_sampler_imports_nothing_from_the_model_module():
+    tree = ast.parse(Path(sampler_module.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert not any(name and name.startswith("attn_models.image_transformer") for name in imported), imported
+
+
+# ---------------------------------------------------------------------------------------------
+# prefix_mask
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("channels", [1, 3])
+def test_prefix_mask_is_the_longest_generation_order_prefix_inside_the_rows(kind, channels):
+    m = tiny(kind, channels, size=(7, 8))
+    H, W, C = m.image_shape
+    order = m.order.numpy()
+    row_of = np.arange(m.num_positions) // (W * C)
+    for rows in range(H + 1):
+        mask = m.prefix_mask(rows)
+        assert mask.shape == (H, W, C) and mask.dtype == np.bool_
+        assert not mask[rows:].any()
+        flat = mask.reshape(-1)[order]  # generation order
+        k = int(flat.sum())
+        assert flat[:k].all()  # a prefix
+        assert k == m.num_positions or row_of[order[k]] >= rows  # the longest: the next position is outside
+    assert m.prefix_mask(0).sum() == 0 and m.prefix_mask(H).all()
+    if kind != "local2d":
+        assert m.prefix_mask(3)[:3].all()  # raster order: the rows themselves
+    else:  # blocks are 2 x 4 positions of the (H, W*C) grid: 3 rows keep block row 0 and the first row of
+        grid = m.prefix_mask(3).reshape(H, W * C)  # block 0 of block row 1
+        assert grid[:2].all() and grid[2, :4].all() and not grid[2, 4:].any()
+    src = random_images(m, 1)[0]
+    out = m.sample(2, [0, 1], prefix=src, known=m.prefix_mask(4), seed=2)  # a valid ``known``
+    np.testing.assert_array_equal(out[:, m.prefix_mask(4)], np.broadcast_to(src, out.shape)[:, m.prefix_mask(4)])
+
+
+@pytest.mark.parametrize("rows", [-1, 6, 2.0, True, None, "2"])
+def test_prefix_mask_rejects_bad_rows(rows):
+    with pytest.raises(ValueError, match="rows"):
+        tiny("local1d").prefix_mask(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# preprocess
+# ---------------------------------------------------------------------------------------------
+
+def test_preprocess_inverts_light_backgrounds_and_resizes():
+    m = tiny("local1d", size=(28, 28))
+    white_bg = np.full((40, 36, 3), 250, np.uint8)
+    white_bg[10:30, 10:26] = 20  # a dark object on a light page
+    out, note = m.preprocess(white_bg)
+    assert out.shape == (28, 28, 1) and out.dtype == np.uint8 and out.flags.writeable
+    assert "resized from 36x40 to 28x28" in note and "inverted" in note
+    assert out[14, 14, 0] > 200 and out[0, 0, 0] < 20
+    same, note = m.preprocess(Image.fromarray(white_bg))  # PIL and numpy agree
+    np.testing.assert_array_equal(same, out)
+
+
+def test_preprocess_undoes_an_exact_enlargement_and_keeps_model_sized_images():
+    m = tiny("local1d", size=(28, 28))
+    sample = np.zeros((28, 28), np.uint8)  # dark border, like Fashion-MNIST: not inverted
+    sample[1:-1, 1:-1] = np.random.default_rng(0).integers(0, 256, (26, 26))
+    enlarged = np.repeat(sample.repeat(5, 0).repeat(5, 1)[..., None], 3, -1)  # as saved from the gallery
+    out, note = m.preprocess(enlarged)
+    assert "reduced 5x" in note and "resized" not in note
+    np.testing.assert_array_equal(out[..., 0], sample)  # undone exactly
+    out, note = m.preprocess(sample)
+    assert note == "" and out.shape == (28, 28, 1)
+    np.testing.assert_array_equal(out[..., 0], sample)
+    out, note = m.preprocess(sample[..., None])  # (H, W, 1) too
+    np.testing.assert_array_equal(out[..., 0], sample)
+    blurred = enlarged.copy()
+    blurred[0, 0] = 7  # no longer an exact enlargement: resized instead
+    assert "resized" in m.preprocess(blurred)[1]
+
+
+def test_preprocess_for_an_rgb_model():
+    m = tiny("local2d", channels=3, size=(8, 8))
+    white = np.full((16, 16, 3), 255, np.uint8)
+    out, note = m.preprocess(white)
+    assert out.shape == (8, 8, 3) and "inverted" not in note and (out == 255).all()  # colour: never inverted
+    out, _ = m.preprocess(np.full((16, 16), 90, np.uint8))  # grey -> RGB
+    assert out.shape == (8, 8, 3) and (out == 90).all()
+
+
+@pytest.mark.parametrize("bad,msg", [
+    (None, "upload"),
+    (np.zeros((0, 0, 3), np.uint8), "expected an image"),
+    (np.zeros((0,), np.uint8), "expected an image"),
+    (np.zeros((4, 4, 4, 4)), "expected an image"),
+    (np.zeros((10, 10, 5), np.uint8), "expected an image"),
+    (np.array("a picture"), "expected an image"),
+    (np.zeros((1, 1, 3), np.uint8), "too small"),
+    (Image.new("RGB", (1, 1)), "too small"),
+    (np.zeros((2, 2), np.uint8), "too small"),
+    (np.zeros((300, 10, 3), np.uint8), "too far"),
+    (np.zeros((10, 3000), np.uint8), "too far"),
+])
+def test_preprocess_rejects_what_is_not_a_usable_image(bad, msg):
+    m = tiny("local1d", size=(28, 28))
+    with pytest.raises(ValueError, match=msg):
+        m.preprocess(bad)
+
+
+def test_preprocess_transparency_goes_to_the_black_background():
+    m = tiny("local1d", size=(28, 28))
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[..., :3] = 255  # white everywhere, but only the middle is opaque
+    rgba[8:20, 8:20, 3] = 255
+    for image in (rgba, Image.fromarray(rgba, "RGBA"), Image.fromarray(rgba[..., [0, 3]], "LA")):
+        out, note = m.preprocess(image)
+        assert "inverted" not in note  # a light item on a (transparent ->) black background
+        assert (out[8:20, 8:20] == 255).all() and (out[:8] == 0).all() and (out[20:] == 0).all()
+    # and a palette image with a transparent colour
+    pal = Image.fromarray(rgba[..., 3] // 255, "P")
+    pal.putpalette([255, 255, 255, 200, 200, 200])
+    pal.info["transparency"] = 0
+    out, _ = m.preprocess(pal)
+    assert (out[:8] == 0).all() and (out[8:20, 8:20] == 200).all()
+
+
+def test_preprocess_keeps_the_brightness_of_16_bit_and_float_images():
+    m = tiny("local1d", size=(28, 28))
+    img16 = np.zeros((28, 28), np.uint16)
+    img16[8:20, 8:20] = 40000  # 16-bit: 40000 / 257 = 155.6, not clipped to 255
+    for image in (img16, Image.fromarray(img16), Image.fromarray(img16.astype(np.int32), "I")):
+        out, note = m.preprocess(image)
+        assert note == "" and (out[8:20, 8:20] == 156).all() and (out[:8] == 0).all()
+    unit = img16.astype(np.float32) / 65535  # a float image in [0, 1]
+    assert (m.preprocess(unit)[0][8:20, 8:20] == 156).all()
+    unit[0, 0] = math.nan  # NaN: treated as black, not an error
+    assert m.preprocess(unit)[0][0, 0] == 0
+    assert (m.preprocess(img16 > 0)[0][8:20, 8:20] == 255).all()  # boolean masks: white on black
+    small = np.full((28, 28), 300, np.int64)  # integers past 255: taken as 16-bit, not clipped to white
+    assert (m.preprocess(small)[0] == 1).all()
+    assert (m.preprocess(np.full((28, 28), -5.0))[0] == 0).all()  # clipped
+
+
+def test_preprocess_handles_other_pil_modes():
+    m = tiny("local1d", size=(28, 28))
+    for mode in ("1", "L", "P", "CMYK", "YCbCr", "I;16B", "F"):
+        out, _ = m.preprocess(Image.new(mode, (56, 56)))
+        assert out.shape == (28, 28, 1) and out.dtype == np.uint8
+
+
+def test_preprocess_handles_very_elongated_models():
+    m = tiny("local1d", size=(4, 40))  # a 1:10 model
+    out, note = m.preprocess(np.zeros((8, 80), np.uint8))
+    assert out.shape == (4, 40, 1) and "reduced 2x" in note
+    out, note = m.preprocess(np.zeros((40, 4), np.uint8))  # 10:1 is within 4 x 10 of the model's 1:10
+    assert out.shape == (4, 40, 1)
+    with pytest.raises(ValueError, match="too far"):
+        m.preprocess(np.zeros((4, 4000), np.uint8))
