@@ -64,8 +64,8 @@ def main(argv=None) -> dict:
     from attn_models.data import load_fashion_mnist
 
     if args.path:
-        from attn_models.image_transformer.model import ImageTransformer
         from attn_models.device import resolve_device
+        from attn_models.image_transformer.model import ImageTransformer
         model = ImageTransformer.from_pretrained(args.path).to(resolve_device(args.device)).eval()
     else:
         model = load(args.name, device=args.device, source=args.source)
