@@ -30,7 +30,8 @@ def test_export_and_logs(fashion_mnist, tmp_path):
     info = train.main([*TINY, "--max-steps", "3", "--run-dir", str(tmp_path / "run"), "--no-progress",
                        "--export", str(tmp_path / "export")])
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log if "bpd" in r] == [1, 2, 3] and all(math.isfinite(r["bpd"]) for r in log if "bpd" in r)
+    losses = [r for r in log if "bpd" in r]
+    assert [r["step"] for r in losses] == [1, 2, 3] and all(math.isfinite(r["bpd"]) for r in losses)
     assert 0 < info["final_eval"]["val_bpd"] < 9
     m = ImageTransformer.from_pretrained(tmp_path / "export")
     assert m.image_shape == (28, 28, 1) and m.class_conditional and m.pattern.query_len == 28
