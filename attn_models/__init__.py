@@ -1,6 +1,6 @@
 """Attention in vision models: Show, Attend and Tell, SAGAN, Image Transformer.
 
-Public API (see DESIGN.md):  ``from attn_models import load, list_models``.
+Public API (README, "Python API"):  ``from attn_models import load, list_models``.
 This package never imports Gradio.
 """
 from attn_models.registry import ModelSpec, list_models, load

@@ -324,6 +324,8 @@ def run(task: TrainTask, argv: list[str] | None = None) -> dict:
                "num_processes": acc.num_processes, "device": acc.device.type, "hardware": _hardware(acc),
                "from_step": state.step, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     log.write(event="start", **segment)
+    if args.init_from and not args.resume:  # the starting point's validation: what the run has to beat
+        _evaluate(task, state, log, time.time(), 0.0)
 
     stop_requested = []
     for sig in (signal.SIGTERM, signal.SIGINT):  # finish the step, checkpoint, exit

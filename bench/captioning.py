@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from attn_models.captioning.decoder import ARGMAX, SOFT  # noqa: E402
 from attn_models.data.scenes import fixed_test_set  # noqa: E402
 from demo import captioning_tab as tab  # noqa: E402
+from demo.common import override_model  # noqa: E402
 
 
 def get_model(name: str, device: str):
@@ -72,11 +73,14 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    device = args.device
-    model, source = get_model(args.model, device)
+    model, source = get_model(args.model, args.device)
     kind = model.attention_kind
-    tab._load_model = lambda _kind, _device: model  # the tab's handler runs this very model
+    with override_model(args.model, model):  # the tab's handler runs this very model
+        run(args, model, source, kind)
 
+
+def run(args, model, source: str, kind: str) -> None:
+    device = args.device
     scenes = fixed_test_set(max(args.images, args.batch))
     images = [Image.fromarray(s.image) for s in scenes]
     tmp = Path(tempfile.mkdtemp(prefix="bench_captioning_"))

@@ -17,7 +17,7 @@ from attn_models.__main__ import main as cli
 from tests.hub_fixtures import TINY_CLASS, tiny  # noqa: F401  (fixture used by name)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DESIGN_NAMES = {
+PUBLIC_NAMES = {
     "sat-soft-fashion-scenes": "captioning",
     "sat-hard-fashion-scenes": "captioning",
     "sagan-fashion-mnist": "sagan",
@@ -28,8 +28,8 @@ DESIGN_NAMES = {
 
 
 def test_table_has_the_design_names():
-    assert set(DESIGN_NAMES) <= set(list_models())
-    for name, task in DESIGN_NAMES.items():
+    assert set(PUBLIC_NAMES) <= set(list_models())
+    for name, task in PUBLIC_NAMES.items():
         spec = registry.get_spec(name)
         assert spec.task == task and spec.description
         assert spec.local_dir == registry.WEIGHTS_ROOT / name
@@ -43,7 +43,7 @@ def test_table_has_the_design_names():
 def test_unknown_name_lists_the_valid_ones():
     with pytest.raises(ValueError) as err:
         load("sagan-mnist")
-    for name in DESIGN_NAMES:
+    for name in PUBLIC_NAMES:
         assert name in str(err.value)
     assert "'sagan-mnist'" in str(err.value)
 

@@ -1,6 +1,6 @@
 """Fashion-Scenes: captioning scenes composed from Fashion-MNIST items, with ground-truth boxes.
 
-Spec (DESIGN.md): a 96x96 RGB canvas on black, 1 to 3 uncropped 28x28 Fashion-MNIST items at integer
+Spec (docs/fashion-scenes.md): a 96x96 RGB canvas on black, 1 to 3 uncropped 28x28 Fashion-MNIST items at integer
 offsets fully inside the canvas with non-overlapping boxes, each tinted ``grey/255 * colour`` from an
 8-colour palette. Every caption names every item as ``<colour> <class>`` and links them with spatial
 words chosen from the layout. Train scenes draw Fashion-MNIST train images, test scenes test images.

@@ -1,4 +1,4 @@
-"""SAGAN as shipped: the (EMA) generator plus the sampling API of DESIGN.md.
+"""SAGAN as shipped: the (EMA) generator plus its sampling API (`generate`, `interpolate`; see README).
 
     m = load("sagan-fashion-mnist")
     out = m.generate([0, 5, 9], seed=0)      # Generated(images uint8 (N,H,W,C), attention (N,Q,K), ...)

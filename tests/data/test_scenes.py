@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from attn_models.captioning.metrics import attention_correctness, uniform_baseline
 from attn_models.data import scenes as S
-from attn_models.captioning.evaluate import attention_correctness, uniform_baseline
 
 
 def test_generator_deterministic_and_prefix_stable(fashion_mnist):

@@ -1,0 +1,62 @@
+"""Captioning metrics: attention correctness and its uniform baseline, and corpus BLEU.
+
+Attention correctness follows Liu et al. 2017 ("Attention Correctness in Neural Image Captioning"):
+for each generated object word that names an item of the scene, the share of its attention mass,
+upsampled to the canvas, that falls inside the item's box. The uniform baseline is what a map spread
+evenly over the canvas would score: box area / canvas area. Object recall is ``scenes.object_recall``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from attn_models.data.scenes import CANVAS, Scene, word_boxes
+
+
+def upsample_attention(alpha: np.ndarray, size: int = CANVAS) -> np.ndarray:
+    """(gh, gw) map -> (size, size) map with the same total mass (bilinear, then renormalised).
+
+    Bilinear rather than block upsampling because that is how the maps are shown, and a cell's
+    receptive field is centred on the cell, not confined to it.
+    """
+    t = torch.as_tensor(np.asarray(alpha, dtype=np.float64))[None, None]
+    up = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].clamp_min(0).numpy()
+    total = up.sum()
+    return up / total if total > 0 else np.full((size, size), 1.0 / size**2)
+
+
+def attention_correctness(alphas: np.ndarray, words: list[str], scene: Scene) -> list[float | None]:
+    """Per word: share of its attention (upsampled to the canvas) inside its item's box; None for
+    words that do not name an item of the scene (see ``scenes.match_items``)."""
+    alphas = np.asarray(alphas)
+    if alphas.ndim != 3 or alphas.shape[0] != len(words):
+        raise ValueError(f"alphas must be (len(words), gh, gw) = ({len(words)}, gh, gw), got {alphas.shape}")
+    out: list[float | None] = []
+    for alpha, box in zip(alphas, word_boxes(scene, words), strict=True):
+        if box is None:
+            out.append(None)
+            continue
+        up = upsample_attention(alpha)
+        out.append(float(up[box[0]:box[2], box[1]:box[3]].sum()))
+    return out
+
+
+def uniform_baseline(scene: Scene, words: list[str]) -> list[float | None]:
+    """Attention correctness of a uniform map, per word: box area / canvas area (None for non-object words)."""
+    return [None if b is None else (b[2] - b[0]) * (b[3] - b[1]) / CANVAS**2 for b in word_boxes(scene, words)]
+
+
+def corpus_bleu(hypotheses: list[list[str]], references: list[list[list[str]]]) -> dict[str, float]:
+    """BLEU-1..4 in [0, 1] with sacrebleu, corpus level, every reference of every image.
+
+    Captions are already lower-case words, so sacrebleu's tokenizer is off (``tokenize="none"``).
+    Images with fewer references are padded with None, which sacrebleu skips.
+    """
+    from sacrebleu.metrics import BLEU
+
+    n_refs = max(len(r) for r in references)
+    streams = [[" ".join(r[k]) if k < len(r) else None for r in references] for k in range(n_refs)]
+    hyps = [" ".join(h) for h in hypotheses]
+    return {f"bleu{n}": BLEU(max_ngram_order=n, tokenize="none").corpus_score(hyps, streams).score / 100
+            for n in range(1, 5)}
