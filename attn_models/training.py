@@ -158,7 +158,10 @@ class TrainTask:
 
     def export(self, folder: Path) -> None:
         """Write config.json + model.safetensors (save_pretrained) of the model to ship."""
-        self.acc.unwrap_model(self.export_model).eval().save_pretrained(folder)
+        model = self.acc.unwrap_model(self.export_model)
+        training_mode = model.training
+        model.eval().save_pretrained(folder)
+        model.train(training_mode)
 
     def init_from(self, path: Path) -> None:
         """Start from exported weights (strict): a folder holding model.safetensors, or the file itself."""
@@ -166,7 +169,22 @@ class TrainTask:
 
         load_model(self.acc.unwrap_model(self.export_model), str(weights_file(path)), strict=True)
 
+    def run_name(self, args: argparse.Namespace) -> str:
+        """The run's name (default run directory runs/<name>); override when it depends on the flags."""
+        return self.name
+
     # ---- helpers for subclasses -------------------------------------------------------------------
+    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer | None = None, params=None,
+                 clip: float | None = None) -> None:
+        """One optimizer update from ``loss``: zero the grads, backward through Accelerate (gradient sync,
+        mixed precision), clip the norm of ``params`` to ``clip`` if given, step."""
+        opt = optimizer or self.optimizers[0]
+        opt.zero_grad(set_to_none=True)
+        self.acc.backward(loss)
+        if clip:
+            self.acc.clip_grad_norm_(params, clip)
+        opt.step()
+
     @property
     def device(self) -> torch.device:
         return self.acc.device
@@ -216,14 +234,15 @@ def parse(task: TrainTask, argv: list[str] | None) -> argparse.Namespace:
     task.add_args(p)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
-    args.run_dir = Path(args.run_dir or Path("runs") / task.name)
-    saved = args.run_dir / "args.json"
+    run_dir = Path(args.run_dir or Path("runs") / task.run_name(args))
+    saved = run_dir / "args.json"
     if args.resume and saved.is_file():
         known = {a.dest for a in p._actions}
         p.set_defaults(**{k: v for k, v in json.loads(saved.read_text()).items()
                           if k in known and k not in PER_INVOCATION})
         args = p.parse_args(argv)
-        args.run_dir = Path(args.run_dir or Path("runs") / task.name)
+    task.name = task.run_name(args)
+    args.run_dir = run_dir
     args.argv = argv
     return args
 
@@ -337,7 +356,7 @@ def run(task: TrainTask, argv: list[str] | None = None) -> dict:
     elapsed0 = state.elapsed_s
     last_ckpt = time.time()
     budget_s = 60 * args.time_budget_min if args.time_budget_min else math.inf
-    stop_at = min(args.max_steps, state.step + args.steps_this_run if args.steps_this_run else args.max_steps)
+    stop_at = args.max_steps if args.steps_this_run is None else min(args.max_steps, state.step + args.steps_this_run)
     bar = tqdm(total=args.max_steps, initial=state.step, desc=task.name, mininterval=5,
                disable=args.no_progress or not acc.is_main_process)
     window: dict[str, list[float]] = {}

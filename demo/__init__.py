@@ -1,1 +1,2 @@
-"""The Gradio UI: one module per tab, plus shared rendering helpers. Imports attn_models, never the reverse."""
+"""The Gradio UI: one module per tab, plus the toolkit they share (common: input checks, models, error messages,
+output files; render: pictures and animations). Imports attn_models, never the reverse."""

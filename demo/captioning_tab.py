@@ -17,7 +17,7 @@ import json
 import os
 import random
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from demo import render
+from demo import common, render
+from demo.common import choice, handler, user_errors, whole
 from demo.gpu import gpu_handler
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -35,9 +36,6 @@ MODEL_NAMES = {"soft": "sat-soft-fashion-scenes", "hard": "sat-hard-fashion-scen
 REPO_ENV = {"soft": "ATTN_CAPTION_SOFT_REPO", "hard": "ATTN_CAPTION_HARD_REPO"}
 MAX_BEAM = 10
 MAX_LEN = 20
-# Refuse anything bigger before decoding it: 40 MP covers any camera photo, while a crafted
-# 20000x20000 PNG (a few MB on disk) would need 1.2 GB once decoded.
-MAX_PIXELS = 40_000_000
 WORK_SIZE = 1024  # images larger than twice this are reduced before captioning and rendering
 VIEW_SIZE = 320  # longer side of the overlays shown in the gallery and the animation
 LARGE_SIZE = 480  # longer side of the enlarged map of the selected word
@@ -63,22 +61,12 @@ start the app with `ATTN_CAPTION_SOFT_REPO=you/your-model` (and/or `ATTN_CAPTION
 # ---------------------------------------------------------------------------------------------
 # Models: loaded on first use, never at import (the app starts fast and works without weights).
 
-def _load_model(kind: str, device: str):
-    """The captioning model for ``kind`` ("soft"/"hard"); the registry caches it."""
-    from attn_models import load
-
-    name = MODEL_NAMES[kind]
+def get_model(kind: str, device: str | None = None):
+    """The captioning model for ``kind`` ("soft"/"hard"): the bundled weights, or the Hub repo a deployer
+    named in REPO_ENV (source="auto" turns to the Hub itself when ATTN_MODELS_HUB_ORG is set)."""
     repo = os.environ.get(REPO_ENV[kind])
-    if repo:
-        return load(name, device=device, source="hub", repo_id=repo)
-    return load(name, device=device)  # source="auto" turns to the Hub itself when ATTN_MODELS_HUB_ORG is set
-
-
-def get_model(kind: str, device: str):
-    try:
-        return _load_model(kind, device)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        raise gr.Error(f"Could not load the {kind}-attention captioning model: {e}") from e
+    hub = {"source": "hub", "repo_id": repo} if repo else {}
+    return common.get_model(MODEL_NAMES[kind], device, **hub)
 
 
 @gpu_handler
@@ -88,12 +76,8 @@ def _run_caption(model, image: Image.Image, beam_size: int):
 
 
 def run_model(model, image: Image.Image, beam_size: int):
-    try:
+    with user_errors("The model could not caption this image"):
         return _run_caption(model, image, beam_size)
-    except ValueError as e:  # the library's way of rejecting an input
-        raise gr.Error(f"The model could not caption this image: {e}") from e
-    except RuntimeError as e:  # e.g. out of memory: say so instead of a bare "Error"
-        raise gr.Error(f"The model failed on this image ({e}).") from e
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,7 +92,7 @@ def _upload_path(value) -> str | None:
         return value.get("path")
     if isinstance(value, (str, Path)):
         return str(value)
-    raise gr.Error(f"Expected an image file, got {type(value).__name__}.")
+    raise gr.Error(f"Image must be an image file, got {type(value).__name__}.")
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -133,7 +117,7 @@ def read_image(value) -> Image.Image:
     """Decode an upload into an RGB PIL image, or raise gr.Error saying what is wrong with it."""
     path = _upload_path(value)
     if not path:
-        raise gr.Error("No image given: upload one, pick an example or press “New random scene”.")
+        raise common.no_image("upload one, pick an example or press “New random scene”")
     try:
         size = os.path.getsize(path)
     except OSError:
@@ -142,12 +126,7 @@ def read_image(value) -> Image.Image:
         raise gr.Error("The uploaded file is empty (0 bytes).")
     try:
         with Image.open(path) as im:  # reads the header only: the size is known before decoding
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise gr.Error(f"The image is {w}×{h} pixels, over the {MAX_PIXELS // 1_000_000} megapixel limit; "
-                               "please downscale it.")
-            if w < 1 or h < 1:
-                raise gr.Error(f"The image has no pixels ({w}×{h}).")
+            common.check_image_size(*im.size)
             im.seek(0)  # first frame of animations and multi-page files
             im.draft("RGB", (2 * VIEW_SIZE, 2 * VIEW_SIZE))  # JPEG only: decode big photos at reduced scale
             im = ImageOps.exif_transpose(im)  # phone photos: show and caption them upright
@@ -155,7 +134,7 @@ def read_image(value) -> Image.Image:
     except gr.Error:
         raise
     except Image.DecompressionBombError:
-        raise gr.Error(f"The image is too large (over {MAX_PIXELS // 1_000_000} megapixels); "
+        raise gr.Error(f"The image is too large (over {common.MAX_PIXELS // 1_000_000} megapixels); "
                        "please downscale it.") from None
     except UnidentifiedImageError:
         raise gr.Error("This file is not an image format Pillow can read (try PNG or JPEG).") from None
@@ -168,19 +147,11 @@ def read_image(value) -> Image.Image:
 
 
 def check_beam(beam_size) -> int:
-    try:
-        value = float(beam_size)
-    except (TypeError, ValueError):
-        raise gr.Error(f"Beam size must be a whole number from 1 to {MAX_BEAM}, got {beam_size!r}.") from None
-    if not value.is_integer() or not 1 <= value <= MAX_BEAM:
-        raise gr.Error(f"Beam size must be a whole number from 1 to {MAX_BEAM}, got {beam_size!r}.")
-    return int(value)
+    return whole("Beam size", beam_size, 1, MAX_BEAM)
 
 
 def check_kind(kind) -> str:
-    if kind not in MODEL_NAMES:
-        raise gr.Error(f"Attention must be one of {', '.join(MODEL_NAMES)}, got {kind!r}.")
-    return kind
+    return choice("Attention", kind, MODEL_NAMES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,47 +207,20 @@ def find_scene(rgb: np.ndarray):
         return _known_scenes.get(_pixel_key(rgb))
 
 
+@handler
 def new_random_scene() -> str:
     """A fresh Fashion-Scenes test-split scene (test images only, random seed) saved as a PNG."""
     from attn_models.data.scenes import fashion_scenes
 
     seed = random.randrange(2**31)
-    try:
+    with user_errors("Could not build a scene (Fashion-MNIST is needed)"):
         scene = fashion_scenes("test", 1, seed)[0]
-    except (FileNotFoundError, OSError, ValueError) as e:
-        raise gr.Error(f"Could not build a scene: Fashion-MNIST is needed ({e}).") from e
     _remember_scene(scene, f"random Fashion-Scenes test scene, seed {seed}")
-    path = _scratch_path(".png")
-    Image.fromarray(scene.image).save(path)
-    return path
+    return render.save_image(scene.image)
 
 
 # ---------------------------------------------------------------------------------------------
 # Rendering.
-
-_scratch: deque[str] = deque()
-_scratch_lock = threading.Lock()
-_SCRATCH_KEEP = 64  # Gradio copies outputs into its cache when the handler returns; older files can go
-
-
-def _scratch_path(suffix: str) -> str:
-    import tempfile
-
-    path = tempfile.NamedTemporaryFile(prefix="caption_", suffix=suffix, delete=False).name
-    _track(path)
-    return path
-
-
-def _track(path: str) -> None:
-    with _scratch_lock:
-        _scratch.append(path)
-        while len(_scratch) > _SCRATCH_KEEP:
-            old = _scratch.popleft()
-            try:
-                os.remove(old)
-            except OSError:
-                pass
-
 
 def display_image(rgb: np.ndarray, size: int) -> np.ndarray:
     """The image at about ``size`` on its longer side: small images (scenes) are enlarged with
@@ -315,7 +259,7 @@ def word_overlay(base: np.ndarray, alpha: np.ndarray, text: str, smooth: bool) -
 
 
 def correctness_rows(scene, words: list[str], alphas: np.ndarray) -> list[list]:
-    from attn_models.captioning.evaluate import attention_correctness, uniform_baseline
+    from attn_models.captioning.metrics import attention_correctness, uniform_baseline
 
     scores = attention_correctness(alphas, words, scene)
     base = uniform_baseline(scene, words)
@@ -340,11 +284,13 @@ NO_GROUND_TRUTH = ("Attention correctness needs the ground-truth boxes of a Fash
                    "pick an example or a random scene to see it.")
 
 
-def caption(image, kind="soft", beam_size=3, smooth=True, device: str = "auto"):
-    """Caption an image and render its attention. Returns the outputs of the ``caption`` endpoint."""
-    kind = check_kind(kind)
+@handler
+def caption(image, attention="soft", beam_size=3, smooth_maps=True, device: str | None = None):
+    """Caption an image with Show, Attend and Tell and render each word's attention map (``device``: where
+    the model runs, by default the app's)."""
+    kind = check_kind(attention)
     beam = check_beam(beam_size)
-    smooth = bool(smooth)
+    smooth = bool(smooth_maps)
     pil = read_image(image)
     out = run_model(get_model(kind, device), pil, beam)
     words = list(out.words)
@@ -366,7 +312,6 @@ def caption(image, kind="soft", beam_size=3, smooth=True, device: str = "auto"):
     gallery = list(zip(overlays, labels, strict=True))
     intro = labelled(base, " ".join(words))
     animation = render.save_animation([intro, *overlays], fps=ANIMATION_FPS, suffix=".gif")
-    _track(animation)
     large = enlarged_view(result, 0)
     choices = [(f"{t + 1}. {w}", t) for t, w in enumerate(words)]
 
@@ -389,15 +334,17 @@ def caption(image, kind="soft", beam_size=3, smooth=True, device: str = "auto"):
             table, note, raw, result)
 
 
-def caption_if_image(image, kind, beam_size, smooth, device: str = "auto"):
+@handler
+def caption_if_image(image, attention, beam_size, smooth_maps, device: str | None = None):
     """Captions a newly chosen image (upload, example, random scene, changed settings); clears the
     outputs when the image box is empty."""
     if image is None:
         return ("", [], None, None, gr.update(choices=[], value=None), gr.update(value=None, visible=False),
                 "", None, None)
-    return caption(image, kind, beam_size, smooth, device)
+    return caption(image, attention, beam_size, smooth_maps, device)
 
 
+@handler
 def enlarged_view(result: Result | None, index) -> np.ndarray | None:
     if result is None or index is None or not result.words:
         return None
@@ -408,6 +355,7 @@ def enlarged_view(result: Result | None, index) -> np.ndarray | None:
     return word_overlay(base, result.alphas[t], word_label(result.words, t, result.betas), result.smooth)
 
 
+@handler
 def select_from_gallery(result: Result | None, evt: gr.SelectData):
     return enlarged_view(result, evt.index), gr.update(value=evt.index)
 
@@ -416,6 +364,7 @@ def select_from_gallery(result: Result | None, evt: gr.SelectData):
 # Layout.
 
 def build(device: str) -> None:
+    common.set_device(device)
     gr.Markdown(ABOUT)
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
@@ -458,20 +407,13 @@ def build(device: str) -> None:
     inputs = [image_in, kind, beam, smooth]
     outputs = [caption_out, gallery, large, animation, word_pick, correctness, correctness_note, raw, state]
 
-    def caption_image(image, attention, beam_size, smooth_maps):
-        """Caption an image with Show, Attend and Tell and render each word's attention map."""
-        return caption(image, attention, beam_size, smooth_maps, device)
-
-    def caption_current(image, attention, beam_size, smooth_maps):
-        return caption_if_image(image, attention, beam_size, smooth_maps, device)
-
     # preprocess=False: the handler decodes the upload itself so bad files give a clear message.
-    run_btn.click(caption_image, inputs, outputs, api_name="caption", preprocess=False)
+    run_btn.click(caption, inputs, outputs, api_name="caption", preprocess=False)
     # Not image_in.change: the browser fires it twice when an upload replaces an image.
-    gr.on([image_in.upload, image_in.clear, kind.input, beam.release, smooth.input], caption_current, inputs,
+    gr.on([image_in.upload, image_in.clear, kind.input, beam.release, smooth.input], caption_if_image, inputs,
           outputs, preprocess=False, api_visibility="private")
-    examples.load_input_event.then(caption_current, inputs, outputs, preprocess=False, api_visibility="private")
+    examples.load_input_event.then(caption_if_image, inputs, outputs, preprocess=False, api_visibility="private")
     random_btn.click(new_random_scene, None, image_in, api_visibility="private").then(
-        caption_current, inputs, outputs, preprocess=False, api_visibility="private")
+        caption_if_image, inputs, outputs, preprocess=False, api_visibility="private")
     word_pick.input(enlarged_view, [state, word_pick], large, api_visibility="private")
     gallery.select(select_from_gallery, state, [large, word_pick], api_visibility="private")

@@ -2,7 +2,6 @@
 (the Image Transformer's Fig. 3 on any grid), and what each pattern costs, counted and measured."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import gradio as gr
@@ -15,13 +14,12 @@ from attn_models.layers.local_attention import (
     VIS_BLOCK,
     VIS_MASKED,
     VIS_MEMORY,
-    VIS_OUTSIDE,
-    VIS_QUERY,
     AttentionPattern,
     generation_rank,
     visibility,
 )
-from demo.render import colorize
+from demo.common import choice, handler, position, user_errors, whole
+from demo.render import colorize, fig3_legend_html, paint_visibility, repeat_pixels
 
 KIND_CHOICES = [("Full (causal)", "full"), ("Local 1D", "local1d"), ("Local 2D", "local2d")]
 MAX_SIDE = 64           # image height/width the explorer accepts
@@ -29,23 +27,6 @@ DENSE_LIMIT = 4096      # positions above which the dense baseline is not timed 
 PICTURE_PX = 560        # height of the rendered grid
 MAX_WIDTH_PX = 900
 HEAD_DIM = 64
-
-# Fig. 3 palette: query in red, its (visible) block dark blue, the memory light blue, masked cells hatched.
-COLORS = {
-    VIS_OUTSIDE: (236, 236, 236),
-    VIS_MEMORY: (158, 202, 225),
-    VIS_BLOCK: (49, 130, 189),
-    VIS_QUERY: (222, 45, 38),
-    VIS_MASKED: (255, 255, 255),
-}
-HATCH = (190, 190, 190)
-LABELS = {
-    VIS_QUERY: "query",
-    VIS_BLOCK: "query block (generated so far)",
-    VIS_MEMORY: "memory (may attend)",
-    VIS_MASKED: "masked: in the window but generated later",
-    VIS_OUTSIDE: "outside the window",
-}
 
 
 @dataclass(frozen=True)
@@ -64,40 +45,21 @@ class Config:
         return self.h * self.w * self.c
 
 
-def _int(name: str, value, lo: int, hi: int | None = None) -> int:
-    """A whole number in [lo, hi] from a UI/API value, else gr.Error naming the field."""
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number, got {value!r}") from None
-    if math.isnan(f) or math.isinf(f) or f != round(f):
-        raise gr.Error(f"{name} must be a whole number, got {value!r}")
-    v = int(round(f))
-    if v < lo or (hi is not None and v > hi):
-        raise gr.Error(f"{name} must be between {lo} and {hi}, got {v}" if hi is not None
-                       else f"{name} must be at least {lo}, got {v}")
-    return v
-
-
 def make_config(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h, flange_w) -> Config:
-    h, w = _int("Height", h, 1, MAX_SIDE), _int("Width", w, 1, MAX_SIDE)
-    c = _int("Channels", c, 1, 3)
-    kind = str(kind)
-    if kind not in {k for _, k in KIND_CHOICES}:
-        raise gr.Error(f"attention type must be one of full, local1d, local2d; got {kind!r}")
+    h, w = whole("Height", h, 1, MAX_SIDE), whole("Width", w, 1, MAX_SIDE)
+    c = whole("Channels", c, 1, 3)
+    kind = choice("Attention", kind, [k for _, k in KIND_CHOICES])
     n = h * w * c
-    try:
+    with user_errors():  # the library's own checks, in case they are stricter than ours
         pattern = AttentionPattern(
             kind,
-            query_len=_int("Query block length", query_len, 1, n),
-            memory_len=_int("Memory length", memory_len, 0, n),
-            block_h=_int("Query block height", block_h, 1, h),
-            block_w=_int("Query block width", block_w, 1, w * c),
-            flange_h=_int("Memory flange height", flange_h, 0, h),
-            flange_w=_int("Memory flange width", flange_w, 0, w * c),
+            query_len=whole("Query block length", query_len, 1, n),
+            memory_len=whole("Memory length", memory_len, 0, n),
+            block_h=whole("Query block height", block_h, 1, h),
+            block_w=whole("Query block width", block_w, 1, w * c),
+            flange_h=whole("Memory flange height", flange_h, 0, h),
+            flange_w=whole("Memory flange width", flange_w, 0, w * c),
         )
-    except ValueError as e:  # the library's own checks, in case they are stricter than ours
-        raise gr.Error(str(e)) from None
     return Config(h, w, c, pattern)
 
 
@@ -107,16 +69,10 @@ def cell_scale(rows: int, cols: int) -> int:
 
 
 def paint_grid(codes: np.ndarray, c: int) -> np.ndarray:
-    """int8 (rows, cols) VIS_* codes -> uint8 RGB picture with hatching for masked cells and grid lines."""
+    """int8 (rows, cols) VIS_* codes -> uint8 RGB Fig. 3 picture with grid lines."""
     rows, cols = codes.shape
     s = cell_scale(rows, cols)
-    lut = np.array([COLORS[k] for k in sorted(COLORS)], dtype=np.uint8)
-    img = lut[codes.astype(np.int64)].repeat(s, 0).repeat(s, 1)
-    yy, xx = np.mgrid[0 : rows * s, 0 : cols * s]
-    stripes = ((xx + yy) // max(2, s // 3)) % 2 == 0
-    masked = (codes == VIS_MASKED).repeat(s, 0).repeat(s, 1)
-    img[masked & stripes] = HATCH
-    return draw_lines(img, rows, cols, c, s)
+    return draw_lines(paint_visibility(codes, s), rows, cols, c, s)
 
 
 def draw_lines(img: np.ndarray, rows: int, cols: int, c: int, s: int) -> np.ndarray:
@@ -144,15 +100,13 @@ def order_picture(cfg: Config, row: int, col: int) -> np.ndarray:
     rank = generation_rank(cfg.h, cfg.w, cfg.c, cfg.pattern).numpy().reshape(cfg.grid)
     rows, cols = cfg.grid
     s = cell_scale(rows, cols)
-    img = colorize(rank.astype(np.float32), cmap="viridis", vmax=max(1, cfg.n - 1)).repeat(s, 0).repeat(s, 1)
+    img = repeat_pixels(colorize(rank.astype(np.float32), cmap="viridis", vmax=max(1, cfg.n - 1)), s)
     return mark_cell(draw_lines(img, rows, cols, cfg.c, s), row, col, s)
 
 
 def clamp_query(cfg: Config, row, col, channel) -> tuple[int, int, int]:
-    row = min(max(_int("Query row", row, 0), 0), cfg.h - 1)
-    col = min(max(_int("Query column", col, 0), 0), cfg.w - 1)
-    channel = min(max(_int("Query channel", channel, 0), 0), cfg.c - 1)
-    return row, col, channel
+    return (position("Query row", row, cfg.h), position("Query column", col, cfg.w),
+            position("Query channel", channel, cfg.c))
 
 
 def describe(cfg: Config, codes: np.ndarray, row: int, col: int, channel: int) -> str:
@@ -171,24 +125,11 @@ def describe(cfg: Config, codes: np.ndarray, row: int, col: int, channel: int) -
     return text
 
 
-def legend_html() -> str:
-    def swatch(code):
-        r, g, b = COLORS[code]
-        style = f"background:rgb({r},{g},{b});"
-        if code == VIS_MASKED:
-            style = ("background:repeating-linear-gradient(45deg,#bebebe 0 3px,#fff 3px 6px);")
-        return (f'<span class="explorer-legend-item" style="display:inline-flex;align-items:center;'
-                f'margin-right:14px"><span style="{style}display:inline-block;width:16px;height:16px;'
-                f'border:1px solid #888;margin-right:5px"></span>{LABELS[code]}</span>')
-
-    items = "".join(swatch(k) for k in (VIS_QUERY, VIS_BLOCK, VIS_MEMORY, VIS_MASKED, VIS_OUTSIDE))
-    return f'<div id="explorer-legend" style="font-size:0.9em;line-height:2">{items}</div>'
-
-
 # ---------------------------------------------------------------------------------------------
 # Handlers
 # ---------------------------------------------------------------------------------------------
 
+@handler
 def show_visibility(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h, flange_w,
                     row, col, channel):
     """Fig. 3 picture of what query (row, col, channel) may attend, the generation order, and a summary."""
@@ -201,6 +142,7 @@ def show_visibility(h, w, c, kind, query_len, memory_len, block_h, block_w, flan
     return picture, order_picture(cfg, row, gcol), describe(cfg, codes, row, col, channel), row, col, channel
 
 
+@handler
 def select_query(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h, flange_w,
                  evt: gr.SelectData):
     """A click on either picture: pixel coordinates -> grid cell -> (row, column, channel)."""
@@ -213,10 +155,11 @@ def select_query(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_
                            row, gcol // cfg.c, gcol % cfg.c)
 
 
+@handler
 def cost_table(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h, flange_w, head_dim):
     """Counted cost of the pattern next to dense full attention (per head, batch of one)."""
     cfg = make_config(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h, flange_w)
-    d = _int("Head dimension", head_dim, 1, 4096)
+    d = whole("Head dimension", head_dim, 1, 4096)
     pc = pattern_cost(cfg.h, cfg.w, cfg.c, cfg.pattern, head_dim=d)
     full = pattern_cost(cfg.h, cfg.w, cfg.c, AttentionPattern("full"), head_dim=d)
     n = pc.positions
@@ -239,11 +182,12 @@ def cost_table(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h,
     return pd.DataFrame(rows, columns=["quantity", "this pattern", "full attention", "ratio"])
 
 
+@handler
 def measure_table(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h, flange_w, head_dim,
                   progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
     """Time the real layer (blocked local_attention) against dense masked SDPA on random inputs."""
     cfg = make_config(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h, flange_w)
-    d = _int("Head dimension", head_dim, 1, 512)
+    d = whole("Head dimension", head_dim, 1, 512)
     progress(0.1, desc="timing the layer")
     m = measure_layer(cfg.h, cfg.w, cfg.c, cfg.pattern, head_dim=d, heads=1, repeats=3, dense_limit=DENSE_LIMIT)
     layer = "blocked local_attention" if cfg.pattern.kind != "full" else "causal SDPA (full)"
@@ -324,7 +268,7 @@ def build(device: str) -> None:
                                    buttons=["download", "fullscreen"])
                 order = gr.Image(order0, label="Generation order (dark = early)", format="png", interactive=False,
                                  elem_id="explorer-order", scale=2, buttons=["fullscreen"])
-            gr.HTML(legend_html())
+            gr.HTML(fig3_legend_html("explorer-legend"))
             summary = gr.Markdown(text0, elem_id="explorer-summary")
     costs = gr.Dataframe(costs0, label="Cost per head (counted exactly from the pattern)", interactive=False,
                          elem_id="explorer-cost", wrap=True, column_widths=["46%", "18%", "18%", "18%"])

@@ -3,29 +3,18 @@ image, and inspect a generated pixel's query block, memory block and real attent
 Parmar et al. 2018), plus an animation of the generation order."""
 from __future__ import annotations
 
-import math
-import threading
 from contextlib import contextmanager
 
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image
 
-from attn_models import load
 from attn_models.data import CLASS_NAMES
-from attn_models.layers.local_attention import (
-    VIS_BLOCK,
-    VIS_MASKED,
-    VIS_MEMORY,
-    VIS_OUTSIDE,
-    VIS_QUERY,
-    generation_rank,
-    visibility,
-)
-from demo.explorer_tab import legend_html
+from attn_models.layers.local_attention import VIS_MASKED, VIS_OUTSIDE, generation_rank, visibility
+from demo import common
+from demo.common import handler, number, position, user_errors, whole
 from demo.gpu import gpu_handler
-from demo.render import colorize, save_animation
+from demo.render import colorize, fig3_legend_html, paint_visibility, repeat_pixels, save_animation
 
 MODEL_NAMES = {"local1d": "image-transformer-1d-fashion-mnist", "local2d": "image-transformer-2d-fashion-mnist"}
 MODEL_CHOICES = [("Local 1D attention", "local1d"), ("Local 2D attention", "local2d")]
@@ -37,10 +26,9 @@ SAMPLE_PX = 168         # displayed size of a 28x28 sample (6x, nearest neighbou
 INSPECT_PX = 448
 UNKNOWN = np.array([72, 60, 110], np.uint8)   # not generated yet / hidden: a muted violet, unlike black
 ANIMATION_FRAMES = 40
-
-_models: dict[str, torch.nn.Module] = {}
-_models_lock = threading.Lock()
-_device = "cpu"
+MAX_SEED = 2**31 - 1
+NO_UPLOAD = "upload one, paste one or pick a Fashion-MNIST test image"
+NO_TARGET = "Pick an image first: click one in the gallery above."
 
 
 @contextmanager
@@ -58,58 +46,22 @@ def single_thread():
         torch.set_num_threads(previous)
 
 
-def use_model(kind: str, model: torch.nn.Module | None) -> torch.nn.Module | None:
-    """Serve ``model`` for ``kind`` instead of the registry's weights (tests, notebooks); None goes back to the
-    registry. Returns the override that was in place, so callers can restore it."""
-    with _models_lock:
-        previous = _models.pop(kind, None)
-        if model is not None:
-            _models[kind] = model
-        return previous
-
-
 def get_model(kind: str):
-    if kind not in MODEL_NAMES:
-        raise gr.Error(f"model must be one of {list(MODEL_NAMES)}, got {kind!r}")
-    with _models_lock:
-        if kind in _models:
-            return _models[kind]
-    try:
-        return load(MODEL_NAMES[kind], device=_device)
-    except Exception as e:  # missing weights, no network, corrupt file: say so, keep serving
-        raise gr.Error(f"could not load {MODEL_NAMES[kind]}: {e}") from None
+    return common.get_model(MODEL_NAMES[common.choice("Model", kind, MODEL_NAMES)])
 
 
 # ---------------------------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------------------------
 
-def _whole(name: str, value, lo: int, hi: int) -> int:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(f) or f != round(f) or not lo <= f <= hi:
-        raise gr.Error(f"{name} must be a whole number between {lo} and {hi}, got {value!r}")
-    return int(round(f))
-
-
 def _temperature(value) -> float:
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"temperature must be a number, got {value!r}") from None
-    if not math.isfinite(t) or t <= 0:
-        raise gr.Error(f"temperature must be a number > 0, got {value!r}")
-    if t > 10:
-        raise gr.Error(f"temperature must be at most 10, got {t}")
-    return t
+    return number("Temperature", value, 0, 10, above_lo=True)
 
 
 def _labels(model, cls, n: int):
     if not model.class_conditional:
         return None
-    cls = _whole("class", EACH_CLASS if cls is None else cls, EACH_CLASS, len(CLASS_NAMES) - 1)
+    cls = whole("Class", EACH_CLASS if cls is None else cls, EACH_CLASS, len(CLASS_NAMES) - 1)
     if cls == EACH_CLASS:
         return np.arange(n) % model.num_classes
     return np.full(n, cls)
@@ -145,34 +97,18 @@ def partial_picture(image: np.ndarray, done: np.ndarray) -> np.ndarray:
     return pic
 
 
-def enlarge_to(pic: np.ndarray, size: int) -> np.ndarray:
-    s = max(1, size // max(pic.shape[:2]))
-    return pic.repeat(s, 0).repeat(s, 1)
-
-
 def scale_of(grid_hw: tuple[int, int], size: int) -> int:
+    """Whole pixels per grid cell that fit the grid's longer side in ``size``."""
     return max(1, size // max(grid_hw))
 
 
+def enlarge_to(pic: np.ndarray, size: int) -> np.ndarray:
+    return repeat_pixels(pic, scale_of(pic.shape[:2], size))
+
+
 def fig3_picture(image: np.ndarray, codes: np.ndarray, size: int = INSPECT_PX) -> np.ndarray:
-    """The paper's Fig. 3 on a real image: memory tinted light blue, the query's block blue, positions of
-    the window generated later hatched, the rest dimmed, the query red."""
-    pic = grid_picture(image).astype(np.float32)
-    tint = {VIS_MEMORY: (158, 202, 225), VIS_BLOCK: (49, 130, 189), VIS_QUERY: (222, 45, 38)}
-    out = pic * 0.3  # outside the window: dimmed
-    for code, colour in tint.items():
-        sel = codes == code
-        keep = 0.25 if code == VIS_BLOCK else 0.45  # the block darker, so it stands apart from the memory
-        out[sel] = pic[sel] * keep + np.array(colour, np.float32) * (1 - keep)
-    out[codes == VIS_QUERY] = (222, 45, 38)
-    masked = codes == VIS_MASKED
-    out[masked] = pic[masked] * 0.5 + 60
-    s = scale_of(codes.shape, size)
-    big = out.round().clip(0, 255).astype(np.uint8).repeat(s, 0).repeat(s, 1)
-    yy, xx = np.mgrid[0 : big.shape[0], 0 : big.shape[1]]
-    stripes = ((xx + yy) // max(2, s // 3)) % 2 == 0
-    big[masked.repeat(s, 0).repeat(s, 1) & stripes] = (200, 200, 200)
-    return big
+    """The paper's Fig. 3 over the real image: what the query may attend, tinted on its pixels."""
+    return paint_visibility(codes, scale_of(codes.shape, size), grid_picture(image))
 
 
 def attention_picture(image: np.ndarray, weights: np.ndarray, row: int, gcol: int, size: int = INSPECT_PX
@@ -214,102 +150,50 @@ def order_frames(image: np.ndarray, pattern, frames: int = ANIMATION_FRAMES, siz
 # ---------------------------------------------------------------------------------------------
 
 @gpu_handler
+@handler
 def sample(kind, label, temperature, seed, count, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
     """Stream partial samples while they are generated; the last yield holds the finished images.
     ``label``: a Fashion-MNIST class id, or -1 for one of each class in turn."""
     m = get_model(kind)
     t = _temperature(temperature)
-    seed = _whole("seed", seed, 0, 2**31 - 1)
-    n = _whole("count", count, 1, MAX_COUNT)
+    seed = whole("Seed", seed, 0, MAX_SEED)
+    n = whole("Number of samples", count, 1, MAX_COUNT)
     labels = _labels(m, label, n)
-    h, w, c = m.image_shape
-    total = h * w * c
-    try:
-        stream = m.sample_stream(n, labels=labels, temperature=t, seed=seed)
-        while True:
-            with single_thread():  # per step: Gradio may run each step of a generator in another thread
-                step = next(stream, None)
-            if step is None:
-                return
-            images, done = step
-            k = int(np.broadcast_to(done, m.image_shape).sum())
-            progress(k / total, desc=f"generated {k} of {total} positions")
-            gallery = [(enlarge_to(partial_picture(images[i], done), SAMPLE_PX), _caption(labels, i))
-                       for i in range(n)]
-            status = f"Generating… {k}/{total} positions ({MODEL_NAMES[kind]})" if k < total else (
-                f"Done: {n} sample(s) from **{MODEL_NAMES[kind]}**, temperature {t:g}, seed {seed}. "
-                "Click an image to inspect its attention.")
-            state = gr.skip() if k < total else {"kind": kind, "images": images, "labels": labels}
-            yield gallery, status, state
-    except ValueError as e:
-        raise gr.Error(str(e)) from None
-
-
-def to_model_image(m, image) -> tuple[np.ndarray, str]:
-    """Any uploaded picture -> uint8 (H, W, C) of the model's size and channels, plus a note of what changed."""
-    if image is None:
-        raise gr.Error("upload an image or pick a Fashion-MNIST test image first")
-    arr = np.asarray(image)
-    if arr.ndim not in (2, 3) or arr.size == 0:
-        raise gr.Error(f"expected an image, got an array of shape {arr.shape}")
-    h, w, c = m.image_shape
-    ih, iw = arr.shape[:2]
-    if min(ih, iw) < 4:
-        raise gr.Error(f"image is {iw}x{ih} pixels: too small to resize to {w}x{h}")
-    if max(ih / iw, iw / ih) > 4 * max(h / w, w / h):
-        raise gr.Error(f"image is {iw}x{ih} pixels: too far from the model's {w}x{h} shape to resize")
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    pil = Image.fromarray(arr).convert("L" if c == 1 else "RGB")
-    notes = []
-    k = ih // h
-    if k > 1 and (ih, iw) == (k * h, k * w):
-        small = np.asarray(pil)[k // 2 :: k, k // 2 :: k]
-        if (small.repeat(k, 0).repeat(k, 1) == np.asarray(pil)).all():
-            # An exact nearest-neighbour enlargement (a picture saved from this tab): undo it losslessly.
-            pil = Image.fromarray(small)
-            notes.append(f"reduced {k}x (an enlarged {w}x{h} image)")
-    if pil.size != (w, h):
-        pil = pil.resize((w, h), Image.LANCZOS)
-        notes.append(f"resized from {iw}x{ih} to {w}x{h}")
-    out = np.asarray(pil, dtype=np.uint8).reshape(h, w, c)
-    if c == 1:
-        border = np.concatenate([out[0], out[-1], out[:, 0], out[:, -1]])
-        if border.mean() > 127:  # Fashion-MNIST items are light on black: flip dark-on-light pictures
-            out = 255 - out
-            notes.append("inverted (light background) to match Fashion-MNIST")
-    return out, "; ".join(notes)
-
-
-def known_rows(m, rows: int) -> np.ndarray:
-    """Bool (H, W, C): the longest prefix in generation order that lies inside the first ``rows`` rows
-    (all of them for 1D; whole block rows for local 2D, which generates block by block)."""
-    h, w, c = m.image_shape
-    rank = generation_rank(h, w, c, m.pattern).numpy().reshape(h, w * c)
-    cut = rank[rows:].min() if rows < h else rank.size
-    return (rank < cut).reshape(h, w, c)
+    total = m.num_positions
+    stream = m.sample_stream(n, labels=labels, temperature=t, seed=seed)
+    while True:
+        with single_thread():  # per step: Gradio may run each step of a generator in another thread
+            step = next(stream, None)
+        if step is None:
+            return
+        images, done = step
+        k = int(np.broadcast_to(done, m.image_shape).sum())
+        progress(k / total, desc=f"generated {k} of {total} positions")
+        gallery = [(enlarge_to(partial_picture(images[i], done), SAMPLE_PX), _caption(labels, i)) for i in range(n)]
+        status = f"Generating… {k}/{total} positions ({MODEL_NAMES[kind]})" if k < total else (
+            f"Done: {n} sample(s) from **{MODEL_NAMES[kind]}**, temperature {t:g}, seed {seed}. "
+            "Click an image to inspect its attention.")
+        state = gr.skip() if k < total else {"kind": kind, "images": images, "labels": labels}
+        yield gallery, status, state
 
 
 @gpu_handler
+@handler
 def complete(kind, image, rows, count, label, temperature, seed):
     """Keep the first rows of ``image`` and sample the rest, ``count`` times."""
     m = get_model(kind)
     h, w, c = m.image_shape
-    rows = _whole("rows to keep", rows, 0, h - 1)
-    n = _whole("number of completions", count, 1, MAX_COMPLETIONS)
+    rows = whole("Rows to keep", rows, 0, h - 1)
+    n = whole("Number of completions", count, 1, MAX_COMPLETIONS)
     t = _temperature(temperature)
-    seed = _whole("seed", seed, 0, 2**31 - 1)
+    seed = whole("Seed", seed, 0, MAX_SEED)
     labels = _labels(m, label, n)
-    prefix, note = to_model_image(m, image)
-    known = known_rows(m, rows)
-    try:
-        with torch.inference_mode(), single_thread():
-            images = m.sample(n, labels=labels, temperature=t, seed=seed,
-                              prefix=np.broadcast_to(prefix, (n, h, w, c)).copy(), known=known)
-    except ValueError as e:
-        raise gr.Error(str(e)) from None
+    with user_errors("Cannot complete this image"):
+        prefix, note = m.preprocess(common.image(image, NO_UPLOAD))
+    known = m.prefix_mask(rows)
+    with torch.inference_mode(), single_thread():
+        images = m.sample(n, labels=labels, temperature=t, seed=seed,
+                          prefix=np.broadcast_to(prefix, (n, h, w, c)).copy(), known=known)
     kept = int(known.any(axis=(1, 2)).sum()) if known.any() else 0
     gallery = [(enlarge_to(partial_picture(prefix, known), SAMPLE_PX), "kept"),
                (enlarge_to(grid_picture(prefix), SAMPLE_PX), "original")]
@@ -326,21 +210,20 @@ def complete(kind, image, rows, count, label, temperature, seed):
     return gallery, status, state
 
 
+@handler
 def rows_for_model(kind, rows):
     """The rows slider follows the chosen model's height."""
     h = get_model(kind).image_shape[0]
     return gr.update(maximum=h - 1, value=min(int(rows or 0), h - 1))
 
 
+@handler
 def pick_test_image(index):
     from attn_models.data import load_fashion_mnist
 
-    try:
-        images, labels = load_fashion_mnist("test", download=False)
-    except FileNotFoundError as e:
-        raise gr.Error(str(e)) from None
-    i = _whole("test image index", index, 0, len(images) - 1)
-    # Shown enlarged (exactly, nearest neighbour) so it is visible; to_model_image undoes that losslessly.
+    images, labels = load_fashion_mnist("test", download=False)
+    i = whole("Test image index", index, 0, len(images) - 1)
+    # Shown enlarged (exactly, nearest neighbour) so it is visible; the model's preprocess undoes that losslessly.
     return enlarge_to(np.repeat(images[i][..., None], 3, axis=-1), SAMPLE_PX), int(labels[i])
 
 
@@ -348,28 +231,32 @@ def pick_test_image(index):
 # Inspect
 # ---------------------------------------------------------------------------------------------
 
+def chosen(target) -> tuple[torch.nn.Module, np.ndarray]:
+    """The model and the (H, W, C) image the user picked for inspection."""
+    if not target:
+        raise gr.Error(NO_TARGET)
+    m = get_model(target["kind"])
+    return m, np.asarray(target["image"], dtype=np.uint8).reshape(m.image_shape)
+
+
+@handler
 def choose(results, evt: gr.SelectData):
     """A click on a gallery item: make that image the one to inspect (state images align with the gallery)."""
     if not results:
-        raise gr.Error("generate or complete images first")
+        raise gr.Error("Generate or complete images first.")
     idx = evt.index if isinstance(evt.index, int) else evt.index[0]
     k = min(max(0, int(idx)), len(results["images"]) - 1)
     label = None if results["labels"] is None else int(results["labels"][k])
     return {"kind": results["kind"], "image": results["images"][k], "label": label}
 
 
+@handler
 def inspect(target, row, col, channel, layer, head):
     """Fig. 3 of the query (row, col, channel) on the chosen image, and its attention weights."""
-    if not target:
-        raise gr.Error("pick an image first: click one in the gallery above")
-    m = get_model(target["kind"])
+    m, image = chosen(target)
     h, w, c = m.image_shape
-    # Out-of-range positions (e.g. left over from a model of another size) are clamped, not refused.
-    row = min(_whole("row", row, 0, 10**6), h - 1)
-    col = min(_whole("column", col, 0, 10**6), w - 1)
-    channel = min(_whole("channel", channel, 0, 10**6), c - 1)
-    layer = _whole("layer", layer, 1, m.num_layers) - 1
-    image = np.asarray(target["image"], dtype=np.uint8).reshape(h, w, c)
+    row, col, channel = position("Row", row, h), position("Column", col, w), position("Channel", channel, c)
+    layer = whole("Layer", layer, 1, m.num_layers) - 1
     q = (row * w + col) * c + channel
     codes = visibility(h, w, c, m.pattern, q)
     with torch.inference_mode():
@@ -377,7 +264,7 @@ def inspect(target, row, col, channel, layer, head):
     if head in (None, "mean"):
         shown, which = weights.mean(0), "mean over heads"
     else:
-        hd = _whole("head", head, 0, m.num_heads - 1)
+        hd = whole("Head", head, 0, m.num_heads - 1)
         shown, which = weights[hd], f"head {hd}"
     gcol = col * c + channel
     n_vis = int((codes != VIS_OUTSIDE).sum() - (codes == VIS_MASKED).sum())
@@ -391,10 +278,9 @@ def inspect(target, row, col, channel, layer, head):
             text, row, col, channel)
 
 
+@handler
 def inspect_click(target, channel, layer, head, evt: gr.SelectData):
-    if not target:
-        raise gr.Error("pick an image first: click one in the gallery above")
-    m = get_model(target["kind"])
+    m, _ = chosen(target)
     h, w, c = m.image_shape
     s = scale_of((h, w * c), INSPECT_PX)
     x, y = evt.index
@@ -403,14 +289,13 @@ def inspect_click(target, channel, layer, head, evt: gr.SelectData):
     return inspect(target, row, col, channel, layer, head)
 
 
+@handler
 def animate(target):
-    if not target:
-        raise gr.Error("pick an image first: click one in the gallery above")
-    m = get_model(target["kind"])
-    image = np.asarray(target["image"], dtype=np.uint8).reshape(m.image_shape)
+    m, image = chosen(target)
     return save_animation(order_frames(image, m.pattern), fps=12, suffix=".gif")
 
 
+@handler
 def refresh_inspect_controls(target):
     """Layer/head/channel choices follow the model of the chosen image."""
     if not target:
@@ -426,8 +311,7 @@ def refresh_inspect_controls(target):
 # ---------------------------------------------------------------------------------------------
 
 def build(device: str) -> None:
-    global _device
-    _device = device
+    common.set_device(device)
     gr.Markdown(
         "### Image Transformer (Parmar et al. 2018)\n"
         "An autoregressive transformer that generates an image one channel of one pixel at a time. Each "
@@ -486,7 +370,7 @@ def build(device: str) -> None:
                                 interactive=False, elem_id="imt-fig3")
                 attn = gr.Image(label="Attention weights of the query", format="png", interactive=False,
                                 elem_id="imt-attention")
-            gr.HTML(legend_html())
+            gr.HTML(fig3_legend_html("imt-legend"))
             heads_img = gr.Image(label="Every head of this layer", format="png", interactive=False, height=180)
             inspect_text = gr.Markdown(elem_id="imt-inspect-text")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo import captioning_tab, explorer_tab, image_transformer_tab, sagan_tab
+from demo import captioning_tab, common, explorer_tab, image_transformer_tab, sagan_tab
 
 TITLE = "Attention in vision models"
 INTRO = (
@@ -15,8 +15,16 @@ INTRO = (
 )
 
 
+# Gradio keeps a copy of every file and image a handler returns in its own cache; without an age limit a
+# long-running app fills the disk. An hour covers any page a visitor is still looking at.
+CACHE_CLEANUP = (3600, 3600)  # (check every, delete older than) seconds
+
+
 def build_app(device: str = "auto") -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as app:
+    # Created now, in the serving process: on ZeroGPU the handlers run in forked workers, which share the
+    # folder this way, and only this process's exit removes it.
+    common.output_folder()
+    with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as app:
         gr.Markdown(INTRO)
         with gr.Tab("Captioning", id="captioning"):
             captioning_tab.build(device)

@@ -1,14 +1,17 @@
-"""Rendering shared by the tabs: attention overlays, markers, enlargements and animations."""
+"""Rendering shared by the tabs: attention heat maps and overlays, the Fig. 3 picture of what a query may
+attend, markers, text, enlargements, and the image and animation files handlers return."""
 from __future__ import annotations
 
 import functools
-import tempfile
 from collections.abc import Sequence
 
 import imageio.v3 as iio
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
+
+from attn_models.layers.local_attention import VIS_BLOCK, VIS_MASKED, VIS_MEMORY, VIS_OUTSIDE, VIS_QUERY
+from demo.common import output_path
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -30,7 +33,12 @@ def enlarge(image: np.ndarray, size: int) -> np.ndarray:
                                                      Image.NEAREST))
 
 
-def upsample_map(attn: np.ndarray, height: int, width: int, smooth: bool = True) -> np.ndarray:
+def repeat_pixels(image: np.ndarray, factor: int) -> np.ndarray:
+    """Each pixel (or grid cell) becomes a ``factor`` x ``factor`` block: exact positions stay readable."""
+    return np.asarray(image).repeat(factor, 0).repeat(factor, 1)
+
+
+def upsample_attention(attn: np.ndarray, height: int, width: int, smooth: bool = True) -> np.ndarray:
     """Resize an attention map (gh, gw) to (height, width); bilinear when ``smooth``, else blocky."""
     attn = np.asarray(attn, dtype=np.float32)
     resample = Image.BILINEAR if smooth else Image.NEAREST
@@ -50,7 +58,7 @@ def overlay(image: np.ndarray, attn: np.ndarray, alpha: float = 0.6, cmap: str =
     """Blend an attention map over ``image`` (optionally enlarged to ``size`` first). Returns uint8 RGB."""
     base = enlarge(image, size) if size else to_rgb(image)
     h, w = base.shape[:2]
-    heat = colorize(upsample_map(attn, h, w, smooth))
+    heat = colorize(upsample_attention(attn, h, w, smooth))
     return (base.astype(np.float32) * (1 - alpha) + heat.astype(np.float32) * alpha).round().astype(np.uint8)
 
 
@@ -83,14 +91,89 @@ def caption_text(image: np.ndarray, text: str, color=(255, 255, 255), font_size:
     return np.asarray(pil)
 
 
+def save_image(image: np.ndarray) -> str:
+    """Write ``image`` to a new PNG among the demo's managed output files; return its path."""
+    path = output_path(".png")
+    Image.fromarray(to_rgb(image)).save(path)
+    return path
+
+
 def save_animation(frames: Sequence[np.ndarray], fps: float = 2.0, suffix: str = ".gif") -> str:
-    """Write frames (same-size uint8 RGB) to a temporary GIF (or MP4 if suffix='.mp4'); return its path."""
+    """Write frames (same-size uint8 RGB) to a new GIF (or MP4 if suffix='.mp4') among the demo's managed
+    output files; return its path."""
     if not frames:
         raise ValueError("no frames to animate")
-    path = tempfile.NamedTemporaryFile(suffix=suffix, delete=False).name
+    path = output_path(suffix)
     stack = np.stack([to_rgb(f) for f in frames])
     if suffix == ".gif":
         iio.imwrite(path, stack, duration=1000.0 / fps, loop=0)
     else:
         iio.imwrite(path, stack, fps=fps)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 3 of Parmar et al. (2018): which positions one query may attend under local attention, drawn from
+# the VIS_* codes of attn_models.layers.local_attention.visibility. The explorer paints it on an abstract
+# grid, the Image Transformer tab over a real image; both use this palette, hatching and legend.
+
+FIG3_COLORS = {
+    VIS_OUTSIDE: (236, 236, 236),
+    VIS_MEMORY: (158, 202, 225),
+    VIS_BLOCK: (49, 130, 189),
+    VIS_QUERY: (222, 45, 38),
+    VIS_MASKED: (255, 255, 255),
+}
+HATCH = (190, 190, 190)
+FIG3_LABELS = {
+    VIS_QUERY: "query",
+    VIS_BLOCK: "query block (generated so far)",
+    VIS_MEMORY: "memory (may attend)",
+    VIS_MASKED: "masked: in the window but generated later",
+    VIS_OUTSIDE: "outside the window",
+}
+# How much of the image shows through each tint: the block less than the memory, so the two stand apart.
+_IMAGE_SHARE = {VIS_MEMORY: 0.45, VIS_BLOCK: 0.25, VIS_QUERY: 0.0}
+
+
+def _tinted(picture: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    pic = to_rgb(picture).astype(np.float32)
+    out = pic * 0.3  # outside the window: dimmed
+    for code, share in _IMAGE_SHARE.items():
+        sel = codes == code
+        out[sel] = pic[sel] * share + np.array(FIG3_COLORS[code], np.float32) * (1 - share)
+    masked = codes == VIS_MASKED
+    out[masked] = pic[masked] * 0.5 + 60  # lighter, so the hatching reads as "in the window"
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def paint_visibility(codes: np.ndarray, scale: int, picture: np.ndarray | None = None) -> np.ndarray:
+    """VIS_* codes (rows, cols) -> RGB (rows*scale, cols*scale, 3) with masked cells hatched. Without
+    ``picture``: the flat palette; with one (RGB on the same grid): its pixels tinted by the palette."""
+    codes = np.asarray(codes).astype(np.int64)
+    if picture is None:
+        lut = np.array([FIG3_COLORS[k] for k in sorted(FIG3_COLORS)], dtype=np.uint8)
+        cells = lut[codes]
+    else:
+        cells = _tinted(picture, codes)
+    big = repeat_pixels(cells, scale)
+    yy, xx = np.mgrid[0 : big.shape[0], 0 : big.shape[1]]
+    stripes = ((xx + yy) // max(2, scale // 3)) % 2 == 0
+    big[repeat_pixels(codes == VIS_MASKED, scale) & stripes] = HATCH
+    return big
+
+
+def fig3_legend_html(elem_id: str) -> str:
+    """The palette as an HTML legend (in the order a reader looks for the colours)."""
+    def swatch(code: int) -> str:
+        r, g, b = FIG3_COLORS[code]
+        style = f"background:rgb({r},{g},{b});"
+        if code == VIS_MASKED:
+            stripe = "#{:02x}{:02x}{:02x}".format(*HATCH)
+            style = f"background:repeating-linear-gradient(45deg,{stripe} 0 3px,#fff 3px 6px);"
+        return (f'<span class="fig3-legend-item" style="display:inline-flex;align-items:center;'
+                f'margin-right:14px"><span style="{style}display:inline-block;width:16px;height:16px;'
+                f'border:1px solid #888;margin-right:5px"></span>{FIG3_LABELS[code]}</span>')
+
+    items = "".join(swatch(k) for k in (VIS_QUERY, VIS_BLOCK, VIS_MEMORY, VIS_MASKED, VIS_OUTSIDE))
+    return f'<div id="{elem_id}" style="font-size:0.9em;line-height:2">{items}</div>'

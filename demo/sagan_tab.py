@@ -15,10 +15,10 @@ import gradio as gr
 import numpy as np
 import torch
 
-from attn_models import load
 from attn_models.data import CLASS_NAMES
 from attn_models.sagan.model import MAX_SEED
-from demo import render
+from demo import common, render
+from demo.common import choice, handler, whole
 from demo.gpu import gpu_handler
 
 MODEL_NAME = "sagan-fashion-mnist"
@@ -29,32 +29,11 @@ VIEW = 256  # displayed size of the selected image (pixels); clicks come back in
 THUMB = 96
 SWEEP_STRIDE = 2  # query-grid step of the sweep animation (16x16 grid -> 64 frames)
 
-_device = "cpu"
-
-
-def _model():
-    try:
-        return load(MODEL_NAME, device=_device)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        raise gr.Error(f"SAGAN weights are not available: {e}") from None
-
-
-def _int(value, name: str, lo: int, hi: int) -> int:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(f) or f != int(f) or not lo <= f <= hi:
-        raise gr.Error(f"{name} must be a whole number in {lo}..{hi}, got {value!r}")
-    return int(f)
-
 
 def labels_for(class_name: str, count) -> list[int]:
-    count = _int(count, "Number of images", 1, MAX_COUNT)
-    if class_name == MIXED:
+    count = whole("Number of images", count, 1, MAX_COUNT)
+    if choice("Class", class_name, CLASS_CHOICES) == MIXED:
         return [k % len(CLASS_NAMES) for k in range(count)]
-    if class_name not in CLASS_NAMES:
-        raise gr.Error(f"unknown class {class_name!r}; choose one of: {', '.join(CLASS_CHOICES)}")
     return [CLASS_NAMES.index(class_name)] * count
 
 
@@ -67,15 +46,16 @@ def gamma_text(model, attention_off: bool) -> str:
 
 def _generate(class_name, seed, count, attention_off, upto: int | None = None):
     labels = labels_for(class_name, count)
-    seed = _int(seed, "Seed", 0, MAX_SEED)
+    seed = whole("Seed", seed, 0, MAX_SEED)
     if upto is not None:
         labels = labels[:upto + 1]  # image k depends only on (seed, k, labels[k]): no need for the rest
-    model = _model()
+    model = common.get_model(MODEL_NAME)
     with torch.inference_mode():
         return model, model.generate(labels, seed=seed, attention_off=bool(attention_off))
 
 
 @gpu_handler
+@handler
 def generate(class_name, seed, count, attention_off):
     """-> gallery of (image, caption), gamma table, the first image enlarged."""
     model, out = _generate(class_name, seed, count, attention_off)
@@ -98,16 +78,16 @@ def draw(image: np.ndarray, attn: np.ndarray, y: int, x: int) -> np.ndarray:
                              (y + 0.5) * scale, (x + 0.5) * scale, radius=6)
 
 
-def _pixel(index, y, x, count) -> tuple[int, int, int]:
-    count = _int(count, "Number of images", 1, MAX_COUNT)
-    index = _int(index, "Image index", 0, count - 1)
-    return index, _int(y, "Query row y", 0, 31), _int(x, "Query column x", 0, 31)
+def image_index(index, count) -> int:
+    return whole("Image index", index, 0, whole("Number of images", count, 1, MAX_COUNT) - 1)
 
 
 @gpu_handler
+@handler
 def attention(class_name, seed, count, attention_off, index, y, x):
     """Image ``index`` of the grid, query pixel (y, x) on the 32x32 image -> overlay, map as JSON."""
-    index, y, x = _pixel(index, y, x, count)
+    index = image_index(index, count)
+    y, x = whole("Query row y", y, 0, 31), whole("Query column x", x, 0, 31)
     _, out = _generate(class_name, seed, count, attention_off, upto=index)
     attn, (qy, qx) = query_map(out, index, y, x)
     info = {"index": index, "query_pixel": [y, x], "query_cell": [qy, qx], "query_hw": list(out.query_hw),
@@ -115,15 +95,17 @@ def attention(class_name, seed, count, attention_off, index, y, x):
     return draw(out.images[index], attn, y, x), info
 
 
+@handler
 def on_click(class_name, seed, count, attention_off, index, evt: gr.SelectData):
     """A click on the enlarged image: Gradio gives [x, y] in the displayed image's pixels."""
     if evt is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) != 2:
-        raise gr.Error("click on a pixel of the enlarged image")
+        raise gr.Error("Click on a pixel of the enlarged image.")
     px, py = (int(np.clip(v * 32 // VIEW, 0, 31)) for v in evt.index)
     overlay, info = attention(class_name, seed, count, attention_off, index, py, px)
     return overlay, info, py, px
 
 
+@handler
 def on_pick(class_name, seed, count, attention_off, evt: gr.SelectData):
     """Choosing a gallery image makes it the one to click on."""
     index = int(evt.index) if evt is not None and isinstance(evt.index, int) else 0
@@ -132,10 +114,11 @@ def on_pick(class_name, seed, count, attention_off, evt: gr.SelectData):
 
 
 @gpu_handler
+@handler
 def sweep(class_name, seed, count, attention_off, index, fps):
     """GIF: the query walks the image in a snake path; its attention map follows."""
-    count = _int(count, "Number of images", 1, MAX_COUNT)
-    index = _int(index, "Image index", 0, count - 1)
+    index = image_index(index, count)
+    fps = common.number("Sweep speed", fps, 1, 60)
     _, out = _generate(class_name, seed, count, attention_off, upto=index)
     qh, qw = out.query_hw
     cell = out.images.shape[1] // qh
@@ -145,16 +128,16 @@ def sweep(class_name, seed, count, attention_off, index, fps):
         for qx in (cols if r % 2 == 0 else reversed(cols)):
             y, x = qy * cell + cell // 2, qx * cell + cell // 2
             frames.append(draw(out.images[index], query_map(out, index, y, x)[0], y, x))
-    return render.save_animation(frames, fps=float(fps), suffix=".gif")
+    return render.save_animation(frames, fps=fps, suffix=".gif")
 
 
 @gpu_handler
+@handler
 def interpolate(class_name, seed_a, seed_b, steps, attention_off):
-    if class_name not in CLASS_NAMES:
-        raise gr.Error(f"pick a single class for the interpolation, one of: {', '.join(CLASS_NAMES)}")
-    seed_a, seed_b = _int(seed_a, "Seed A", 0, MAX_SEED), _int(seed_b, "Seed B", 0, MAX_SEED)
-    steps = _int(steps, "Steps", 2, 64)
-    model = _model()
+    class_name = choice("Class for the interpolation", class_name, CLASS_NAMES)
+    seed_a, seed_b = whole("Seed A", seed_a, 0, MAX_SEED), whole("Seed B", seed_b, 0, MAX_SEED)
+    steps = whole("Steps", steps, 2, 64)
+    model = common.get_model(MODEL_NAME)
     with torch.inference_mode():
         out = model.interpolate(CLASS_NAMES.index(class_name), seed_a, seed_b, steps,
                                 attention_off=bool(attention_off))
@@ -164,8 +147,7 @@ def interpolate(class_name, seed_a, seed_b, steps, attention_off):
 
 
 def build(device: str) -> None:
-    global _device
-    _device = device
+    common.set_device(device)
     gr.Markdown(
         "**Self-Attention GAN** (Zhang et al. 2019), class-conditional, trained on 32x32 Fashion-MNIST. "
         "Generate images, pick one, then **click a pixel**: the map shows the softmax weights of that query "

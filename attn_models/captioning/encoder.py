@@ -2,7 +2,7 @@
 
 Two kinds:
 - ``SmallCNN``: for 96x96 Fashion-Scenes; 3 poolings give a 12x12 grid; receptive field 62 px, so a
-  cell sees a whole 28x28 item. Pretrained on a tag task (train/captioning.py) and then frozen, as the
+  cell sees a whole 28x28 item. Pretrained on a tag task (captioning/pretrain.py) and then frozen, as the
   paper freezes its ImageNet VGG.
 - ``TorchvisionEncoder``: VGG-16 conv5_3 (14x14x512 at 224, the paper's choice) or a ResNet's layer3
   (14x14 at 224), for training on photos. Built with ``weights=None`` so construction never touches

@@ -20,8 +20,9 @@ the whole tag net):
         --encoder-widths 32 64 96 --encoder-init runs/sat-encoder-v3/export --tag-loss cells --flip \\
         --weight-decay 0.02 --lr 1e-3 --max-steps 3875 --eval-every 1000 --seed 1 --export runs/sat-encoder-v4/export
 
-Validation (logged, never used for selection): ``--eval-items`` canvases of Fashion-MNIST *test* items, so the
-accuracy says how well the features generalise to items the encoder never saw, as the model cards report it.
+Validation: ``--eval-items`` canvases of ``--val-holdout`` Fashion-MNIST *training* items that are held out from
+pretraining, so the accuracy says how well the features generalise to items the encoder never saw without
+touching the test set (``python -m attn_models.captioning.evaluate`` reports the test-item accuracy).
 """
 from __future__ import annotations
 
@@ -137,14 +138,19 @@ class PretrainTask(training.TrainTask):
                             "in the item's box, 'background' elsewhere (keeps item evidence where the item is)")
         g.add_argument("--encoder-init", help="start the encoder from these weights (an export folder of this "
                        "stage or its encoder.safetensors); --init-from loads a whole tag net instead")
-        g.add_argument("--eval-items", type=int, default=2000, help="validation canvases (Fashion-MNIST test items)")
+        g.add_argument("--eval-items", type=int, default=2000, help="validation canvases (held-out train items)")
+        g.add_argument("--val-holdout", type=int, default=5000, help="training items held out for validation")
         p.set_defaults(batch_size=64, lr=2e-3, warmup_steps=200, eval_every=500, checkpoint_every_min=4.0)
 
     def setup(self):
         a = self.args
         if a.pretrain_canvas < ITEM:
             raise SystemExit(f"--pretrain-canvas must be >= {ITEM}")
-        self.images, self.labels = load_fashion_mnist("train")
+        images, labels = load_fashion_mnist("train")
+        order = np.random.default_rng(VAL_SEED).permutation(len(images))
+        train_idx, val_idx = order[a.val_holdout:], order[: a.val_holdout]
+        self.images, self.labels = images[train_idx], labels[train_idx]
+        self.val_images, self.val_labels = images[val_idx], labels[val_idx]
         self.examples_per_epoch = len(self.images)
         self.val = None
         net = TagNet(a.encoder_channels, a.encoder_widths, background=a.tag_loss == "cells")
@@ -155,8 +161,7 @@ class PretrainTask(training.TrainTask):
         self.optimizers, self.export_model = [opt], self.net
 
     def train_step(self, step, rng):
-        a, opt = self.args, self.optimizers[0]
-        opt.zero_grad(set_to_none=True)
+        a = self.args
         x, cols, cls, offs = item_canvases(rng, self.images, self.labels, a.batch_size, a.pretrain_canvas, a.flip,
                                            with_offsets=True)
         if a.tag_loss == "cells":  # per-cell targets replace the per-canvas labels
@@ -166,15 +171,13 @@ class PretrainTask(training.TrainTask):
         x, cols, cls = x.to(self.device), cols.to(self.device), cls.to(self.device)
         col_logits, cls_logits = self.net(x, per_cell=a.tag_loss == "cells")
         loss = F.cross_entropy(col_logits, cols) + F.cross_entropy(cls_logits, cls)
-        self.acc.backward(loss)
-        opt.step()
+        self.optimize(loss)
         return {"loss": loss.item()}
 
     def evaluate(self, step):
         if self.val is None:  # drawn once, on the process that validates
-            test_images, test_labels = load_fashion_mnist("test")
-            self.val = item_canvases(np.random.default_rng(VAL_SEED), test_images, test_labels, self.args.eval_items,
-                                     self.args.pretrain_canvas)
+            self.val = item_canvases(np.random.default_rng(VAL_SEED), self.val_images, self.val_labels,
+                                     self.args.eval_items, self.args.pretrain_canvas)
         return tag_metrics(self.acc.unwrap_model(self.net), self.val)
 
     def export(self, folder: Path) -> None:

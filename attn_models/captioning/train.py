@@ -33,9 +33,6 @@ the ``--feature-pool`` scenes encoded once (the encoder is frozen, so this only 
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -138,11 +135,15 @@ class ScenePool:
 class DecoderTask(training.TrainTask):
     description = __doc__
 
-    def __init__(self, attention: str = "soft", data: str = "fashion-scenes"):
+    name = "sat-soft-fashion-scenes"
+
+    def __init__(self):
         super().__init__()
-        self.name = f"sat-{attention}-{data}"
         self.rstate = ReinforceState()
         self._pool: ScenePool | None = None
+
+    def run_name(self, args):
+        return f"sat-{args.attention}-{args.data}"
 
     def add_args(self, p):
         g = p.add_argument_group("Show, Attend and Tell decoder")
@@ -260,11 +261,7 @@ class DecoderTask(training.TrainTask):
                                  reinforce_weight=a.reinforce_weight, entropy_weight=a.entropy_weight,
                                  expect_prob=a.expect_prob, reward=a.reward, reward_discount=a.reward_discount,
                                  generator=gen)
-        opt = self.optimizers[0]
-        opt.zero_grad(set_to_none=True)
-        self.acc.backward(loss)
-        self.acc.clip_grad_norm_(self.params, GRAD_CLIP)
-        opt.step()
+        self.optimize(loss, params=self.params, clip=GRAD_CLIP)
         if a.attention == "hard" and self.world > 1:
             self._share_baseline()
         return stats
@@ -305,22 +302,8 @@ class DecoderTask(training.TrainTask):
         return validate(self.raw, self.val)
 
 
-def task_for(argv: list[str]) -> DecoderTask:
-    """The task, named after --attention and --data (on --resume, the run's saved ones unless given again)."""
-    peek = argparse.ArgumentParser(add_help=False)
-    for flag in ("--attention", "--data", "--run-dir"):
-        peek.add_argument(flag)
-    peek.add_argument("--resume", action="store_true")
-    known, _ = peek.parse_known_args(argv)
-    saved = {}
-    if known.resume and known.run_dir and (Path(known.run_dir) / "args.json").is_file():
-        saved = json.loads((Path(known.run_dir) / "args.json").read_text())
-    return DecoderTask(known.attention or saved.get("attention", "soft"), known.data or saved.get("data", DATASETS[0]))
-
-
 def main(argv: list[str] | None = None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return training.run(task_for(argv), argv)
+    return training.run(DecoderTask(), argv)
 
 
 if __name__ == "__main__":

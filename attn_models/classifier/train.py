@@ -71,10 +71,7 @@ class ClassifierTask(training.TrainTask):
         x = augment(self.x[idx], gen).to(self.device)
         self.model.train()
         loss = F.cross_entropy(self.model(x), self.y[idx].to(self.device), label_smoothing=self.args.label_smoothing)
-        opt = self.optimizers[0]
-        opt.zero_grad(set_to_none=True)
-        self.acc.backward(loss)
-        opt.step()
+        self.optimize(loss)
         return {"loss": loss.item()}
 
     def evaluate(self, step):

@@ -3,7 +3,7 @@
     python -m attn_models.image_transformer.evaluate image-transformer-1d-fashion-mnist
     python -m attn_models.image_transformer.evaluate image-transformer-1d-fashion-mnist --limit 500   # quick check
     python -m attn_models.image_transformer.evaluate NAME --figures weights/NAME   # + sample grid and completions
-    python -m attn_models.image_transformer.evaluate NAME --path checkpoints/NAME   # a training checkpoint instead
+    python -m attn_models.image_transformer.evaluate NAME --path runs/NAME/export   # a run's export instead
 
 Baseline: the per-position marginal, i.e. an independent 256-way histogram for every position estimated on the
 60,000 training images (add-one smoothing), scored on the same test images.

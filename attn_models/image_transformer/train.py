@@ -48,9 +48,10 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, int]:
 class ImageTransformerTask(training.TrainTask):
     description = __doc__
 
-    def __init__(self, attention: str | None = None):
-        super().__init__()
-        self.name = NAMES.get(attention or "local1d")
+    name = NAMES["local1d"]
+
+    def run_name(self, args):
+        return NAMES[args.attention]
 
     def add_args(self, p):
         p.add_argument("--attention", choices=tuple(NAMES), default="local1d")
@@ -106,12 +107,7 @@ class ImageTransformerTask(training.TrainTask):
         self.model.train()
         logits = self.model(xb, yb if self.num_classes else None)  # (B, N, 256)
         loss = F.cross_entropy(logits.flatten(0, 1), xb.flatten())
-        opt = self.optimizers[0]
-        opt.zero_grad(set_to_none=True)
-        self.acc.backward(loss)
-        if a.grad_clip:
-            self.acc.clip_grad_norm_(self.model.parameters(), a.grad_clip)
-        opt.step()
+        self.optimize(loss, params=self.model.parameters(), clip=a.grad_clip)
         return {"bpd": loss.item() / math.log(2)}
 
     def evaluate(self, step):
@@ -121,13 +117,7 @@ class ImageTransformerTask(training.TrainTask):
 
 
 def main(argv=None) -> dict:
-    import argparse
-
-    # The default run name follows --attention, so read that flag first.
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--attention", default="local1d")
-    known, _ = pre.parse_known_args(argv)
-    return training.run(ImageTransformerTask(known.attention), argv)
+    return training.run(ImageTransformerTask(), argv)
 
 
 if __name__ == "__main__":

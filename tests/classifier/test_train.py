@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 from attn_models.classifier import train
 from attn_models.classifier.model import FashionMNISTClassifier
 from attn_models.hub import build_and_load
@@ -31,3 +33,18 @@ def test_export_loads_and_logs_validation(fashion_mnist, tmp_path):
 def test_two_processes(fashion_mnist, tmp_path):
     info = launch_two_processes("attn_models.classifier.train", [*TINY, "--max-steps", "3"], tmp_path / "run")
     assert info["steps"] == 3 and info["segments"][0]["num_processes"] == 2
+
+
+def test_resume_with_zero_steps_exports_the_current_state(fashion_mnist, tmp_path):
+    """`--resume --steps-this-run 0 --export DIR`: the run's state now, without another step."""
+    run = tmp_path / "run"
+    train.main([*TINY, "--max-steps", "10", "--steps-this-run", "2", "--run-dir", str(run), "--no-progress"])
+    info = train.main(["--resume", "--steps-this-run", "0", "--run-dir", str(run), "--export", str(tmp_path / "w"),
+                       "--no-progress"])
+    assert info["steps"] == 2
+    exported = build_and_load(FashionMNISTClassifier, tmp_path / "w").state_dict()
+    from tests.training_checks import checkpoint_tensors
+
+    ckpt = {k.split("/", 1)[1]: v for k, v in checkpoint_tensors(run).items() if k.startswith("model.safetensors/")}
+    for k, v in exported.items():
+        assert torch.equal(v, ckpt[k]), k

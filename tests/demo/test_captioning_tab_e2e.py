@@ -50,8 +50,8 @@ def test_hard_model_through_the_app(client, tab_model):  # noqa: F811
     ("empty.png", b"", {}, "empty"),
     ("notes.png", b"definitely not an image", {}, "not an image"),
     ("bomb.png", png_header_only(20000, 20000), {}, "too large"),
-    ("ok.png", None, {"beam": 1000}, "Beam size must be a whole number from 1 to 10"),
-    ("ok.png", None, {"beam": 0}, "Beam size must be a whole number from 1 to 10"),
+    ("ok.png", None, {"beam": 1000}, "Beam size must be a whole number between 1 and 10, got 1000"),
+    ("ok.png", None, {"beam": 0}, "Beam size must be a whole number between 1 and 10, got 0"),
     ("ok.png", None, {"kind": "medium"}, "Attention must be one of soft, hard"),
 ])
 def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, tab_model, tmp_path,  # noqa: F811

@@ -14,6 +14,7 @@ from attn_models.layers.local_attention import (
     visibility,
 )
 from demo import explorer_tab as ex
+from demo.render import FIG3_COLORS, HATCH
 
 CFG_2D = dict(h=12, w=10, c=1, kind="local2d", query_len=8, memory_len=8, block_h=3, block_w=4,
               flange_h=2, flange_w=2)
@@ -42,8 +43,8 @@ def test_visibility_picture_matches_the_mask(cfg, query):
     q = row * wc + col * cfg["c"] + channel
     colours = cell_colours(pic, h, wc)
     mask_row = attention_mask(cfg["h"], cfg["w"], cfg["c"], pattern_of(cfg))[q].numpy().reshape(h, wc)
-    query_colour = np.array(ex.COLORS[VIS_QUERY])
-    attendable = {tuple(ex.COLORS[k]) for k in (ex.VIS_BLOCK, ex.VIS_MEMORY, VIS_QUERY)}
+    query_colour = np.array(FIG3_COLORS[VIS_QUERY])
+    attendable = {tuple(FIG3_COLORS[k]) for k in (ex.VIS_BLOCK, ex.VIS_MEMORY, VIS_QUERY)}
     painted = np.array([[tuple(colours[i, j]) in attendable for j in range(wc)] for i in range(h)])
     np.testing.assert_array_equal(painted, mask_row)  # blue/red cells are exactly the allowed keys
     assert (colours[row, col * cfg["c"] + channel] == query_colour).all()
@@ -58,7 +59,7 @@ def test_masked_cells_are_hatched():
     i, j = np.argwhere(codes == VIS_MASKED)[0]
     cell = pic[i * s + 1 : (i + 1) * s - 1, j * s + 1 : (j + 1) * s - 1].reshape(-1, 3)
     colours = {tuple(x) for x in cell}
-    assert tuple(ex.HATCH) in colours and tuple(ex.COLORS[VIS_MASKED]) in colours
+    assert tuple(HATCH) in colours and tuple(FIG3_COLORS[VIS_MASKED]) in colours
 
 
 def test_click_maps_to_the_cell_under_the_pointer():
@@ -91,7 +92,7 @@ BAD = [
     (dict(c=4), "Channels"),
     (dict(block_h=float("nan")), "Query block height"),
     (dict(query_len=-3), "Query block length"),
-    (dict(kind="dilated"), "attention type"),
+    (dict(kind="dilated"), "Attention must be one of full, local1d, local2d"),
     (dict(flange_w=2.5), "Memory flange width"),
 ]
 
@@ -128,7 +129,7 @@ def test_explorer_endpoints(client):
     pic = np.asarray(Image.open(pic_path).convert("RGB"))
     h, wc = 12, 10
     colours = cell_colours(pic, h, wc)
-    assert (colours[7, 5] == ex.COLORS[VIS_QUERY]).all()
+    assert (colours[7, 5] == FIG3_COLORS[VIS_QUERY]).all()
     n_allowed = int(attention_mask(12, 10, 1, pattern_of(CFG_2D))[75].sum())
     assert f"**{n_allowed}**" in text and (r, c, ch) == (7, 5, 0)
 

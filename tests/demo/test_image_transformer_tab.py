@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 
 import gradio as gr
 import imageio.v3 as iio
@@ -14,7 +15,9 @@ from PIL import Image
 from attn_models.image_transformer.model import ImageTransformer
 from attn_models.layers.local_attention import VIS_QUERY, generation_order, visibility
 from attn_models.registry import get_spec
+from demo import common
 from demo import image_transformer_tab as tab
+from demo.render import FIG3_COLORS
 
 SIZE = 12
 
@@ -29,11 +32,10 @@ def tiny(kind: str, channels: int = 1, seed: int = 0) -> ImageTransformer:
 @pytest.fixture(scope="module")
 def tiny_models():
     models = {kind: tiny(kind) for kind in tab.MODEL_NAMES}
-    for kind, m in models.items():
-        tab.use_model(kind, m)
-    yield models
-    for kind in models:
-        tab.use_model(kind, None)
+    with ExitStack() as stack:
+        for kind, m in models.items():
+            stack.enter_context(common.override_model(tab.MODEL_NAMES[kind], m))
+        yield models
 
 
 def no_progress(*_a, **_k):
@@ -87,17 +89,6 @@ def test_sample_streams_partial_images_then_the_samples(tiny_models, kind):
         np.testing.assert_array_equal(cells[..., 0], expected[i, ..., 0])
 
 
-def test_known_rows_is_the_longest_generation_order_prefix(tiny_models):
-    m1, m2 = tiny_models["local1d"], tiny_models["local2d"]
-    assert tab.known_rows(m1, 5).sum() == 5 * SIZE and tab.known_rows(m1, 5)[:5].all()
-    k2 = tab.known_rows(m2, 5)  # blocks are 3 rows high: rows 0-2 whole, then block 0 of rows 3-5 up to row 4
-    assert k2[:3].all() and not k2[5:].any()
-    order = generation_order(SIZE, SIZE, 1, m2.pattern).numpy()
-    flat = k2.reshape(-1)[order]
-    assert flat[: flat.sum()].all()  # a prefix in generation order
-    assert tab.known_rows(m2, 0).sum() == 0
-
-
 @pytest.mark.parametrize("kind", list(tab.MODEL_NAMES))
 def test_complete_keeps_the_prefix(tiny_models, kind):
     m = tiny_models[kind]
@@ -106,7 +97,7 @@ def test_complete_keeps_the_prefix(tiny_models, kind):
     gallery, status, state = tab.complete(kind, image, 6, 3, 2, 0.8, 5)
     assert len(gallery) == 2 + 3 and "Kept" in status
     prefix = np.asarray(Image.fromarray(image).convert("L"))  # Pillow's luma conversion
-    known = tab.known_rows(m, 6)[..., 0]
+    known = m.prefix_mask(6)[..., 0]
     completions = state["images"][2:, ..., 0]
     assert completions.shape == (3, SIZE, SIZE)
     for comp in completions:
@@ -116,23 +107,28 @@ def test_complete_keeps_the_prefix(tiny_models, kind):
     np.testing.assert_array_equal(is_unknown(kept_cells), ~known)
 
 
-def test_to_model_image_converts_and_rejects(tiny_models):
+def test_complete_uses_the_models_preprocessing_and_says_what_it_changed(tiny_models):
+    """A dark object on a light page is resized and inverted like the library's preprocess does it, and the
+    status line tells the user."""
     m = tiny_models["local1d"]
-    white_bg = np.full((40, 36, 3), 250, np.uint8)
-    white_bg[10:30, 10:26] = 20  # a dark object on a light page
-    out, note = tab.to_model_image(m, white_bg)
-    assert out.shape == (SIZE, SIZE, 1) and "resized" in note and "inverted" in note
-    assert out[6, 6, 0] > 200 and out[0, 0, 0] < 20
-    sample = np.zeros((SIZE, SIZE), np.uint8)  # dark border, like Fashion-MNIST: not inverted
-    sample[1:-1, 1:-1] = np.random.default_rng(0).integers(0, 256, (SIZE - 2, SIZE - 2))
-    enlarged = np.repeat(sample.repeat(5, 0).repeat(5, 1)[..., None], 3, -1)  # as saved from the gallery
-    out, note = tab.to_model_image(m, enlarged)
-    assert "reduced 5x" in note and "resized" not in note
-    np.testing.assert_array_equal(out[..., 0], sample)  # undone exactly
-    for bad, msg in [(None, "upload"), (np.zeros((2, 2, 3), np.uint8), "too small"),
-                     (np.zeros((300, 10, 3), np.uint8), "too far"), (np.zeros((4, 4, 4, 4)), "expected an image")]:
-        with pytest.raises(gr.Error, match=msg):
-            tab.to_model_image(m, bad)
+    page = np.full((40, 36, 3), 250, np.uint8)
+    page[10:30, 10:26] = 20
+    _gallery, status, state = tab.complete("local1d", page, 4, 1, 0, 1.0, 0)
+    expected, note = m.preprocess(page)
+    assert "resized" in note and "inverted" in note and note in status
+    np.testing.assert_array_equal(state["images"][1], expected)  # the "original" the completions start from
+
+
+@pytest.mark.parametrize("image, message", [
+    (None, "No image given: upload one"),
+    (np.zeros((4, 4, 4, 4)), r"Image must be an array of shape \(H, W\)"),
+    (np.array("not a picture"), "Image must be an array"),
+    (np.zeros((2, 2, 3), np.uint8), "Cannot complete this image: .*too small"),
+    (np.zeros((300, 10, 3), np.uint8), "Cannot complete this image: .*too far"),
+])
+def test_unusable_uploads_are_clear_errors(tiny_models, image, message):
+    with pytest.raises(gr.Error, match=message):
+        tab.complete("local1d", image, 4, 1, 0, 1.0, 0)
 
 
 @pytest.mark.parametrize("change", [dict(temperature=0), dict(temperature=-1), dict(temperature=math.nan),
@@ -160,7 +156,7 @@ def test_inspect_draws_fig3_and_real_weights(tiny_models):
     fig3, attn, heads, text, *rcc = tab.inspect(target, 7, 8, 0, 2, "mean")
     assert rcc == [7, 8, 0]
     s = tab.scale_of((SIZE, SIZE), tab.INSPECT_PX)
-    assert tuple(fig3[7 * s + s // 2, 8 * s + s // 2]) == (222, 45, 38)  # the query, red
+    assert tuple(fig3[7 * s + s // 2, 8 * s + s // 2]) == FIG3_COLORS[VIS_QUERY]  # the query, red
     weights = m.query_attention(image, 4, 7, 8, 0, 1)
     assert heads.shape[1] > heads.shape[0]  # one tile per head, side by side
     codes = visibility(SIZE, SIZE, 1, m.pattern, 7 * SIZE + 8)
@@ -182,16 +178,13 @@ def test_inspect_draws_fig3_and_real_weights(tiny_models):
 
 def test_click_on_an_rgb_image_picks_row_column_and_channel():
     m = tiny("local1d", channels=3)
-    previous = tab.use_model("local1d", m)
-    try:
+    with common.override_model(tab.MODEL_NAMES["local1d"], m):
         image = sample_fast(m, 1, labels=[0], seed=0)[0]
         target = {"kind": "local1d", "image": image, "label": 0}
         s = tab.scale_of((SIZE, SIZE * 3), tab.INSPECT_PX)
         evt = gr.SelectData(None, {"index": [(4 * 3 + 2) * s + 1, 9 * s + 1], "value": None})
         *_, row, col, channel = tab.inspect_click(target, 0, 1, "mean", evt)
-        assert (row, col, channel) == (9, 4, 2)
-    finally:
-        tab.use_model("local1d", previous)
+    assert (row, col, channel) == (9, 4, 2)
 
 
 def test_animation_reveals_in_generation_order(tiny_models, tmp_path):
@@ -208,7 +201,7 @@ def test_animation_reveals_in_generation_order(tiny_models, tmp_path):
 
 
 def test_unknown_model_kind_is_a_clear_error():
-    with pytest.raises(gr.Error, match="model must be one of"):
+    with pytest.raises(gr.Error, match="Model must be one of local1d, local2d, got 'local3d'"):
         tab.get_model("local3d")
 
 
@@ -221,11 +214,8 @@ def bundled(kind: str) -> bool:
 def test_shipped_model_samples_in_the_tab(kind):
     if not bundled(kind):
         pytest.skip(f"{tab.MODEL_NAMES[kind]} weights not bundled yet")
-    previous = tab.use_model(kind, None)
-    try:
+    with common.override_model(tab.MODEL_NAMES[kind], None):  # the registry's, even while tiny_models is active
         *_, (gallery, status, state) = tab.sample(kind, 7, 1.0, 0, 1, progress=no_progress)
-    finally:
-        tab.use_model(kind, previous)
     assert state["images"].shape == (1, 28, 28, 1) and "Done" in status
 
 
