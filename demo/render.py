@@ -11,6 +11,7 @@ from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 
 from attn_models.layers.local_attention import VIS_BLOCK, VIS_MASKED, VIS_MEMORY, VIS_OUTSIDE, VIS_QUERY
+from attn_models.layers.maps import resize_map
 from demo.common import output_path
 
 
@@ -40,9 +41,7 @@ def repeat_pixels(image: np.ndarray, factor: int) -> np.ndarray:
 
 def upsample_attention(attn: np.ndarray, height: int, width: int, smooth: bool = True) -> np.ndarray:
     """Resize an attention map (gh, gw) to (height, width); bilinear when ``smooth``, else blocky."""
-    attn = np.asarray(attn, dtype=np.float32)
-    resample = Image.BILINEAR if smooth else Image.NEAREST
-    return np.asarray(Image.fromarray(attn, mode="F").resize((width, height), resample), dtype=np.float32)
+    return resize_map(attn, height, width, smooth).astype(np.float32)
 
 
 def colorize(values: np.ndarray, cmap: str = "inferno", vmax: float | None = None) -> np.ndarray:

@@ -8,10 +8,9 @@ evenly over the canvas would score: box area / canvas area. Object recall is ``s
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from attn_models.data.scenes import CANVAS, Scene, word_boxes
+from attn_models.layers.maps import resize_map
 
 
 def upsample_attention(alpha: np.ndarray, size: int = CANVAS) -> np.ndarray:
@@ -20,8 +19,7 @@ def upsample_attention(alpha: np.ndarray, size: int = CANVAS) -> np.ndarray:
     Bilinear rather than block upsampling because that is how the maps are shown, and a cell's
     receptive field is centred on the cell, not confined to it.
     """
-    t = torch.as_tensor(np.asarray(alpha, dtype=np.float64))[None, None]
-    up = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].clamp_min(0).numpy()
+    up = np.clip(resize_map(alpha, size, size), 0, None)
     total = up.sum()
     return up / total if total > 0 else np.full((size, size), 1.0 / size**2)
 

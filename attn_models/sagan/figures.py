@@ -9,14 +9,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+
+from attn_models.layers.maps import resize_map  # noqa: E402
 
 # Query points in image pixels (y, x) on the 32x32 canvas: top, middle, bottom-left, right edge.
 QUERIES = ((8, 16), (16, 16), (24, 10), (20, 24))
-
-
-def upsample(attn: np.ndarray, size: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(attn.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR))
 
 
 def sample_grid(model, path: Path, per_class: int = 10, seed: int = 0) -> None:
@@ -51,7 +48,7 @@ def attention_figure(model, path: Path, labels=(0, 1, 7, 9), seed: int = 3) -> N
             attn = out.attention[i, q].reshape(kh, kw)
             ax = axes[i, j + 1]
             ax.imshow(img, cmap="gray", vmin=0, vmax=255)
-            ax.imshow(upsample(attn, size), cmap="inferno", alpha=0.6)
+            ax.imshow(resize_map(attn, size, size), cmap="inferno", alpha=0.6)
             ax.scatter([x], [y], s=40, facecolors="none", edgecolors="cyan", linewidths=1.5)
             ax.set_title(f"query ({y},{x})", fontsize=7)
         for ax in axes[i]:
