@@ -51,33 +51,31 @@ def download_model_files(repo_id: str, revision: str | None = None) -> Path:
     where = f"Hub repo {repo_id!r}" + (f" at revision {revision!r}" if revision else "")
     folder = None
     for filename in (CONFIG_NAME, WEIGHTS_NAME):
+        # What to tell the user for each failure, most specific first: LocalEntryNotFoundError is also an
+        # EntryNotFoundError, and GatedRepoError a RepositoryNotFoundError. Last: other HTTP statuses, a full
+        # disk, a broken proxy.
+        advice = (
+            (LocalEntryNotFoundError,
+             f"Could not get {filename!r} of {where}: the Hub is unreachable (or HF_HUB_OFFLINE=1 is set) "
+             f"and the file is not in the local Hugging Face cache. Connect to the internet once (or set "
+             f"HF_ENDPOINT to a reachable mirror) so it can be cached, or use the bundled weights in weights/ "
+             f"(source='local'; unset {HUB_ORG_ENV} if it is set)."),
+            (GatedRepoError, f"{where} is gated: accept its terms on the Hub and log in (`hf auth login`)."),
+            (RepositoryNotFoundError,
+             f"{where} was not found (or is private and no valid token was given). Check the repo id, set "
+             f"{HUB_ORG_ENV} to the organisation that published the weights, log in for a private repo, or use "
+             f"the bundled weights with source='local'."),
+            (RevisionNotFoundError, f"Hub repo {repo_id!r} has no revision {revision!r} (branch, tag or commit)."),
+            (RemoteEntryNotFoundError,
+             f"{where} has no file {filename!r}; was it published with `python -m attn_models push`?"),
+            (HfHubHTTPError, f"Could not get {filename!r} of {where}: {{error}}"),
+            (OSError, f"Could not get {filename!r} of {where}: {{error}}"),
+        )
         try:
             path = Path(hf_hub_download(repo_id, filename, revision=revision))
-        # Order matters: LocalEntryNotFoundError is also an EntryNotFoundError, and GatedRepoError a
-        # RepositoryNotFoundError; the most specific cases come first.
-        except LocalEntryNotFoundError as e:
-            raise ValueError(
-                f"Could not get {filename!r} of {where}: the Hub is unreachable (or HF_HUB_OFFLINE=1 is set) "
-                f"and the file is not in the local Hugging Face cache. Connect to the internet once (or set "
-                f"HF_ENDPOINT to a reachable mirror) so it can be cached, or use the bundled weights in weights/ "
-                f"(source='local'; unset {HUB_ORG_ENV} if it is set)."
-            ) from e
-        except GatedRepoError as e:
-            raise ValueError(f"{where} is gated: accept its terms on the Hub and log in (`hf auth login`).") from e
-        except RepositoryNotFoundError as e:
-            raise ValueError(
-                f"{where} was not found (or is private and no valid token was given). Check the repo id, set "
-                f"{HUB_ORG_ENV} to the organisation that published the weights, log in for a private repo, or use "
-                f"the bundled weights with source='local'."
-            ) from e
-        except RevisionNotFoundError as e:
-            raise ValueError(f"Hub repo {repo_id!r} has no revision {revision!r} (branch, tag or commit).") from e
-        except RemoteEntryNotFoundError as e:
-            raise ValueError(
-                f"{where} has no file {filename!r}; was it published with `python -m attn_models push`?"
-            ) from e
-        except (HfHubHTTPError, OSError) as e:  # other HTTP statuses, a full disk, a broken proxy
-            raise ValueError(f"Could not get {filename!r} of {where}: {e}") from e
+        except tuple(kind for kind, _ in advice) as e:
+            message = next(text for kind, text in advice if isinstance(e, kind))
+            raise ValueError(message.replace("{error}", str(e))) from e
         if folder is None:
             folder = path.parent
             # A branch may move between the two downloads: take the weights from the very commit the

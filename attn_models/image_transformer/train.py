@@ -27,6 +27,10 @@ from attn_models.image_transformer.model import ImageTransformer
 NAMES = {"local1d": "image-transformer-1d-fashion-mnist", "local2d": "image-transformer-2d-fashion-mnist",
          "full": "image-transformer-full-fashion-mnist"}
 VAL_SEED = 2018  # the held-out validation split's shuffle
+# Constructor arguments of ImageTransformer set by flags, with the defaults of the shipped models: width, depth,
+# and the local attention's query block / memory (1D: lengths in raster order; 2D: block and flange sizes).
+ARCHITECTURE = dict(d_model=128, heads=4, layers=4, ffn=256, dropout=0.0, query_len=56, memory_len=112,
+                    block_h=4, block_w=14, flange_h=4, flange_w=7)
 
 
 def load_data(args) -> tuple[np.ndarray, np.ndarray, int]:
@@ -63,17 +67,8 @@ class ImageTransformerTask(training.TrainTask):
         p.add_argument("--val-size", type=int, default=2000)
         p.add_argument("--val-batch-size", type=int, default=100)
         p.add_argument("--no-conditional", dest="conditional", action="store_false")
-        p.add_argument("--d-model", type=int, default=128)
-        p.add_argument("--heads", type=int, default=4)
-        p.add_argument("--layers", type=int, default=4)
-        p.add_argument("--ffn", type=int, default=256)
-        p.add_argument("--dropout", type=float, default=0.0)
-        p.add_argument("--query-len", type=int, default=56)
-        p.add_argument("--memory-len", type=int, default=112)
-        p.add_argument("--block-h", type=int, default=4)
-        p.add_argument("--block-w", type=int, default=14)
-        p.add_argument("--flange-h", type=int, default=4)
-        p.add_argument("--flange-w", type=int, default=7)
+        for key, default in ARCHITECTURE.items():  # one flag per constructor argument, e.g. --d-model
+            p.add_argument("--" + key.replace("_", "-"), type=type(default), default=default)
         p.add_argument("--weight-decay", type=float, default=0.0)
         p.add_argument("--grad-clip", type=float, default=1.0)
         p.set_defaults(batch_size=16, lr=1e-3, max_steps=60_000, warmup_steps=100, eval_every=5000)
@@ -92,10 +87,8 @@ class ImageTransformerTask(training.TrainTask):
         self.y = torch.from_numpy(y[train_idx])
         self.examples_per_epoch = len(self.x)
         self.num_classes = num_classes if a.conditional else 0
-        model = ImageTransformer(image_size=h, channels=c, num_classes=self.num_classes, d_model=a.d_model,
-                                 heads=a.heads, layers=a.layers, ffn=a.ffn, dropout=a.dropout, attention=a.attention,
-                                 query_len=a.query_len, memory_len=a.memory_len, block_h=a.block_h,
-                                 block_w=a.block_w, flange_h=a.flange_h, flange_w=a.flange_w)
+        model = ImageTransformer(image_size=h, channels=c, num_classes=self.num_classes, attention=a.attention,
+                                 **{key: getattr(a, key) for key in ARCHITECTURE})
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=a.weight_decay)
         self.model, opt = self.acc.prepare(model, opt)
         self.optimizers, self.export_model = [opt], self.model
