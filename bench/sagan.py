@@ -1,6 +1,6 @@
 """SAGAN generation cost, measured side by side in one run.
 
-    python bench/gan.py [--batch 64] [--repeats 15] [--threads 1] [--device cpu]
+    python bench/sagan.py [--batch 64] [--repeats 15] [--threads 1] [--device cpu]
 
 Prints (medians over interleaved repeats):
 - images/s of m.generate with the attention maps returned vs without (maps cost a (N, Q, K) copy);
