@@ -419,9 +419,10 @@ def _segment_end(segment: dict, state: _RunState, t_start: float) -> dict:
 def _evaluate(task: TrainTask, state: _RunState, log: _Log, t_start: float, elapsed0: float) -> dict:
     metrics: dict = {}
     if task.acc.is_main_process:
+        elapsed = elapsed0 + time.time() - t_start  # training time at this step (the validation's own excluded)
         metrics = task.evaluate(state.step)
         if metrics:
-            log.write(step=state.step, elapsed_s=round(elapsed0 + time.time() - t_start, 1),
+            log.write(step=state.step, elapsed_s=round(elapsed, 1),
                       eval={k: round(float(v), 6) for k, v in metrics.items()})
     task.acc.wait_for_everyone()
     return metrics
