@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -81,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     model = load_captioner(args.name, args.device)
     t0 = time.time()
     metrics = evaluate(model, fixed_test_set(args.limit), args.beam_size, args.max_len)
-    metrics.update(model=args.name, attention=model.attention_kind, seconds=round(time.time() - t0, 1))
+    argv = sys.argv[1:] if argv is None else argv
+    metrics.update(model=args.name, attention=model.attention_kind, seconds=round(time.time() - t0, 1),
+                   command="python -m attn_models.captioning.evaluate " + shlex.join(argv))
     print(json.dumps(metrics, indent=2))
     if args.json:
         with open(args.json, "w") as f:

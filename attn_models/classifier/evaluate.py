@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +54,9 @@ def main(argv=None) -> dict:
     p.add_argument("--json", default=None, help="also write the numbers here")
     args = p.parse_args(argv)
     x, y = load_fashion_mnist("test", args.data_dir)
-    result = {"model": args.name, **evaluate(load_classifier(args.name, args.device), x, y)}
+    argv = sys.argv[1:] if argv is None else argv
+    result = {"model": args.name, **evaluate(load_classifier(args.name, args.device), x, y),
+              "command": "python -m attn_models.classifier.evaluate " + shlex.join(argv)}
     print(json.dumps(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

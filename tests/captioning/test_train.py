@@ -170,21 +170,19 @@ def test_records_hold_what_a_model_card_needs(stages):
     assert [r["step"] for r in log if "eval" in r] == [2, 4]
 
 
-@pytest.mark.xfail(strict=True, raises=(KeyError, IndexError),
-                   reason="captioning/card.py still reads the old two-stage script's records (start/final log "
-                          "lines, train_info 'command'); the shared card writer replaces it")
 def test_card_from_the_runs_records(stages, tmp_path):
-    from attn_models.captioning.card import main as card_main
+    """The shared card writer reads both stages' records: the eval numbers and the exact commands reach the card."""
+    from attn_models.cards import write_card
 
     metrics = {"bleu1": 0.5, "bleu2": 0.4, "bleu3": 0.3, "bleu4": 0.2, "object_recall": 0.123,
                "attention_correctness": 0.456, "uniform_baseline": 0.07, "exact_match": 0.01,
                "object_words": 10, "scenes": 5, "beam_size": 3}
     (tmp_path / "m.json").write_text(json.dumps(metrics))
-    card_main([str(stages / "w"), "--metrics", str(tmp_path / "m.json"), "--train-info",
-               str(stages / "dec" / "train_info.json"), "--encoder-log", str(stages / "enc" / "log.jsonl"),
-               "--hardware", "on a test machine"])
+    write_card("sat-hard-fashion-scenes", [stages / "enc", stages / "dec"], tmp_path / "m.json",
+               out=stages / "w" / "README.md")
     card = (stages / "w" / "README.md").read_text()
     assert "| object recall | 0.123 |" in card and "--reward to_go --reward-discount 0.5" in card
+    assert "python -m attn_models.captioning.pretrain " in card and (stages / "w" / "learning_curve.png").is_file()
 
 
 # ---- photos: Karpathy's split JSON -----------------------------------------------------------------------

@@ -1,0 +1,670 @@
+"""Write the model card (README.md) of shipped weights from measured files only.
+
+    python -m attn_models.cards NAME --run runs/<run> [--run runs/<next stage> ...] --eval EVAL.json \\
+        [--previous OLD_EVAL.json] [--previous-label LABEL] [--out weights/NAME/README.md]
+
+NAME is a registry name; its task picks the metric rows (``METRICS``), the prose and the usage snippet. Each
+``--run`` is a run directory of the training scaffold (``log.jsonl`` and ``train_info.json``), in the order of
+the chain (captioning: the encoder pretraining run(s), then the decoder run). ``--eval`` is the JSON of the
+task's ``evaluate --json``; ``--previous`` the same JSON of the version shipped before, shown as a second column.
+
+Every number in the card is read from those files or from the weights folder's ``config.json``: the commands
+of every invocation, steps, epochs and wall time per machine, the validation numbers, the test metrics. The
+learning curve (``learning_curve.png``, beside the card) is drawn from the logs. The prose says what the code
+does; it never states a result. ``docs/model-cards.md`` gives the whole sequence per model.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attn_models.data.fashion_mnist import CLASS_NAMES
+from attn_models.registry import get_spec
+
+REPO = Path(__file__).resolve().parent.parent
+CURVE = "learning_curve.png"
+DATA_SPEC = "docs/fashion-scenes.md"  # the Fashion-Scenes spec
+GE, LE = "≥", "≤"
+
+
+# ---- what a card shows of an eval JSON ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Metric:
+    """One row of the evaluation table: ``key`` of the eval JSON (of the model's entry in it), shown as
+    ``label`` with ``fmt``. ``each``: the key holds a dict, one row per entry, labelled by this template
+    ({label}, {k} the entry's key, {cls} its Fashion-MNIST class name when the key is a class index)."""
+
+    label: str
+    key: str
+    fmt: str = "{:.3f}"
+    spread: str | None = None  # key of a standard deviation shown as ± after the value
+    bar: tuple[str, float] | None = None  # (GE or LE, threshold) the model is held to
+    each: str | None = None
+    optional: bool = False  # absent from some evaluate versions: a dash rather than an error
+
+
+# The one table of metric rows per task.
+METRICS: dict[str, tuple[Metric, ...]] = {
+    "captioning": (
+        Metric("BLEU-1", "bleu1"), Metric("BLEU-2", "bleu2"), Metric("BLEU-3", "bleu3"),
+        Metric("BLEU-4", "bleu4", bar=(GE, 0.60)),
+        Metric("object recall", "object_recall", bar=(GE, 0.90)),
+        Metric("attention correctness", "attention_correctness", bar=(GE, 0.70)),
+        Metric("uniform-attention baseline", "uniform_baseline"),
+        Metric("exact match (caption is a reference)", "exact_match"),
+        Metric("object words scored", "object_words", "{:,}"),
+        Metric("test scenes", "scenes", "{:,}"),
+        Metric("beam size", "beam_size", "{}"),
+    ),
+    "sagan": (
+        Metric("FID (classifier features)", "fid", "{:.2f}"),
+        Metric("class consistency", "class_consistency", "{:.4f}", bar=(GE, 0.90)),
+        Metric("IS-style score", "is_score", spread="is_score_std"),
+        Metric("generated images", "n", "{:,}"),
+        Metric("class consistency", "class_consistency_per_class", "{:.3f}", each="{label}, {k}"),
+        Metric("γ of G", "gammas", "{:+.4f}", each="{label} at {k}x{k}", optional=True),
+    ),
+    "image_transformer": (
+        Metric("bits/dim", "bits_per_dim", bar=(LE, 3.2)),
+        Metric("per-position marginal baseline, bits/dim", "marginal_baseline_bits_per_dim"),
+        Metric("test images", "test_images", "{:,}"),
+    ),
+    "classifier": (
+        Metric("test accuracy (as shipped)", "test_accuracy", "{:.4f}"),
+        Metric("test accuracy, single view", "test_accuracy_single_view", "{:.4f}"),
+        Metric("mirror averaging at test time (flip_tta)", "flip_tta", "{}", optional=True),
+        Metric("test images", "n", "{:,}"),
+        Metric("accuracy", "per_class", "{:.3f}", each="{label}, {cls}"),
+    ),
+}
+
+
+# ---- prose per task: what the code does, from config.json and the run's flags --------------------------
+def _link(target: str, out_dir: Path) -> str:
+    """A link to a file of this repository, relative to the card, so it works where the card sits in the
+    repository (weights/<name>/); a card written elsewhere names the file instead."""
+    folder = out_dir.resolve()
+    if folder != REPO and REPO not in folder.parents:
+        return f"`{target}` (in the attn-models repository)"
+    return f"[{target}]({Path(os.path.relpath(REPO / target, folder)).as_posix()})"
+
+
+def _captioning_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
+    data = args.get("data", "fashion-scenes")
+    trained_on = (f"Fashion-Scenes, {cfg['image_size']}x{cfg['image_size']} scenes of 1-3 tinted Fashion-MNIST "
+                  f"items (spec: {_link(DATA_SPEC, out_dir)}; code: `attn_models/data/scenes.py`). It captions "
+                  "Fashion-Scenes; it was never trained on photos" if data == "fashion-scenes" else f"`{data}`")
+    grid = (f"a {cfg['image_size'] // 8}x{cfg['image_size'] // 8} grid of " if cfg["encoder"] == "small" else "")
+    context = ("z_t = β Σ_i α_ti a_i (soft: the expected context)" if cfg["attention"] == "soft" else
+               "z_t = β a_s with s ~ Multinoulli(α_t) (hard), trained with REINFORCE (moving-average baseline), "
+               "an entropy bonus and, with probability `--expect-prob`, the expected context")
+    lines = [f"Show, Attend and Tell (Xu et al. 2015) with **{cfg['attention']}** attention, trained on {trained_on}.",
+             "", "## Architecture (config.json)", "",
+             f"- Encoder `{cfg['encoder']}` (`attn_models/captioning/encoder.py`): block widths "
+             f"{list(cfg['encoder_widths'])}, {grid}{cfg['encoder_channels']}-channel annotation vectors; "
+             "pretrained on a tag task (`attn_models/captioning/pretrain.py`), then frozen, as the paper freezes "
+             "its ImageNet VGG.",
+             f"- Decoder (`attn_models/captioning/decoder.py`): LSTM, hidden {cfg['hidden_dim']}, word embedding "
+             f"{cfg['embed_dim']}; additive attention ({cfg['attn_dim']}-d); gate β = sigmoid(f_β(h_(t-1))); "
+             f"{context}; deep output layer p(y_t) ∝ exp(L_o tanh(E y_(t-1) + L_h h_t + L_z z_t)) (the tanh as in "
+             f"the authors' arctic-captions code); h_0, c_0 from MLPs on the mean annotation; dropout "
+             f"{cfg['dropout']}; {len(cfg.get('vocab', []))}-word vocabulary.",
+             "", "Deviations from the paper, on purpose:", ""]
+    if cfg.get("coord_channels"):
+        lines.append("- Two fixed coordinate channels (y, x) are appended to every annotation vector: the captions "
+                     "say \"left of\" / \"above\", and CNN features say little about where they are.")
+    lines.append("- The encoder is pretrained on a tag task from the training data instead of ImageNet, which has "
+                 "nothing to say about tinted Fashion-MNIST; training encoder and decoder jointly from scratch "
+                 "stalls at the language prior.")
+    if args.get("targets") == "canonical":
+        lines.append("- Training targets are the scene's reading-order caption (`scenes.canonical_caption`): with "
+                     "every item order equally likely, the first word would be a mixture over the items. BLEU "
+                     "still scores against every reference.")
+    return lines
+
+
+def _sagan_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
+    ch, size = cfg["ch"], cfg["img_size"]
+    n_up = (size // 4).bit_length() - 1  # log2(size / 4) up-blocks from the 4x4 seed
+    widths = [ch * 2 ** (n_up - 1 - i) for i in range(n_up)]
+    attn = cfg.get("attn_res") or []
+    where = (f"**self-attention after the {', '.join(f'{r}x{r}' for r in attn)} block(s)**" if attn else
+             "**no self-attention** (the ablation: the same network with the attention blocks removed)")
+    canvas = " (28x28 zero-padded by 2)" if size == 32 and args.get("data", "fashion-mnist") == "fashion-mnist" else ""
+    variant = ("*official-code variant*: f, g (C/8) and h (C/2) 1x1 SN convs, keys and values 2x2 max-pooled"
+               if cfg["attn_variant"] == "official" else "*paper variant*: f, g, h at C/8, every position a key")
+    return [f"Class-conditional **Self-Attention GAN** (Zhang et al. 2019) on {size}x{size} Fashion-MNIST{canvas}, "
+            "the model behind the *Self-attention GAN* tab. The weights are the **EMA generator**, BatchNorm "
+            "statistics re-estimated for its averaged weights.", "",
+            "## Architecture (config.json)", "",
+            f"- G: z ({cfg['z_dim']}) → SN-linear → 4x4x{widths[0]} → {n_up} residual up-blocks (conditional BN, "
+            f"SN 3x3 convs) of widths {', '.join(map(str, widths))} → BN-ReLU-SN conv-tanh; {where}.",
+            "- D: residual down-blocks (SN), global sum pooling, **projection** head for the class.",
+            *([f"- Self-attention block, {variant}; softmax over keys, 1x1 SN output conv, y = γ·o + x with γ "
+               "starting at 0."] if attn else []),
+            "- Hinge loss, one D step per G step, TTUR with Adam betas (0, 0.9) (learning rates: the run's flags "
+            "below); an EMA of G (with warm-up) for sampling.", "",
+            "Deviations: per-class BN gains and biases are plain embeddings (as in the official code), not "
+            f"spectrally normalised; base width {ch} (the paper's ImageNet networks are far wider)."]
+
+
+def _image_transformer_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
+    if cfg["attention"] == "local1d":
+        pattern = (f"local 1D: query blocks of {cfg['query_len']} positions, memory of the {cfg['memory_len']} "
+                   "positions before the block")
+    elif cfg["attention"] == "local2d":
+        pattern = (f"local 2D: query blocks of {cfg['block_h']}x{cfg['block_w']} positions in block-raster "
+                   f"order, memory flange {cfg['flange_h']} rows above and {cfg['flange_w']} columns left/right")
+    else:
+        pattern = f"{cfg['attention']} attention"
+    size, chans = cfg["image_size"], cfg["channels"]
+    return [f"Image Transformer (Parmar et al. 2018) with **{pattern}**, "
+            f"{'class-conditional' if cfg.get('num_classes') else 'unconditional'}, on {size}x{size}x{chans} "
+            f"images ({size * size * chans} positions, one per pixel channel, a 256-way softmax each).", "",
+            "## Architecture (config.json)", "",
+            f"- {cfg['layers']} pre-norm layers, d_model {cfg['d_model']}, {cfg['heads']} heads, feed-forward "
+            f"{cfg['ffn']}, dropout {cfg['dropout']} (`attn_models/image_transformer/model.py`).",
+            "- As in the paper: every channel of every pixel is a position; channel-specific intensity "
+            "embeddings of the previous position; row/column/channel position embeddings; masked local "
+            "attention; categorical output.",
+            "- Deviations: learned rather than sinusoidal position embeddings (the paper tried both); the class "
+            "embedding is added to every position's input."]
+
+
+def _classifier_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
+    convs = ", ".join(f"x{n}" for n in cfg["convs_per_block"])
+    return ["Small CNN on Fashion-MNIST, the **feature extractor of the GAN metrics** "
+            "(`python -m attn_models.sagan.evaluate`): FID on its penultimate features (`features()`), class "
+            "consistency and an Inception-Score-style score on its softmax.", "",
+            "## Architecture (config.json)", "",
+            f"- 3 conv blocks (conv3x3-BN-ReLU {convs} at widths {', '.join(map(str, cfg['widths']))}, each "
+            f"max-pooled: 28 → 14 → 7 → 3), dropout {cfg['dropout']}, linear → {cfg['hidden']}, BN, ReLU (= the "
+            f"features), dropout, linear → {cfg['num_classes']}. Inputs: 28x28, or 32x32 (centre-cropped: the GAN "
+            "canvas is Fashion-MNIST padded by 2).",
+            "- " + ("Test time: the features are the mean over the image and its mirror (`flip_tta` in "
+                    "config.json); training flips too." if cfg.get("flip_tta") else "No test-time mirroring."),
+            "- Training augmentation: random mirror and a ±2 px shift (`attn_models/classifier/train.py`)."]
+
+
+@dataclass(frozen=True)
+class TaskCard:
+    """What differs between the tasks' cards besides the metric rows."""
+
+    text: Callable[[dict, dict, Path], list[str]]
+    usage: str  # python lines, {name} filled in
+    test_set: str  # what the evaluate script measures, in prose
+    tags: str
+    rows_key: str | None = None  # the eval JSON holds one entry per model under this key (sagan's --compare)
+    seconds_key: str | None = None  # the eval's own wall time, when the JSON records it
+    pictures: dict[str, str] = field(default_factory=dict)  # file -> caption
+
+
+TASKS: dict[str, TaskCard] = {
+    "captioning": TaskCard(
+        _captioning_text,
+        'm = load("{name}", device="cpu")\n'
+        "cap = m.caption(pil_image, beam_size=3, max_len=20)  # cap.words, cap.alphas (T, gh, gw), cap.betas",
+        "The fixed Fashion-Scenes test set (scenes of Fashion-MNIST *test* images), beam search. BLEU: sacrebleu's "
+        "corpus BLEU against every reference of each scene (all item orders, all true relations). Object recall: "
+        "share of items named by a matching `<colour> <class>` pair. Attention correctness (Liu et al. 2017): for "
+        "each generated object word of a matching pair, the share of its attention (bilinearly upsampled to the "
+        "canvas) inside the item's box, averaged over words; the uniform baseline is box area / canvas area for "
+        "the same words.",
+        "[image-captioning, attention, show-attend-tell]", seconds_key="seconds",
+        pictures={"attention.png": "Per-word attention on the first test scenes: each panel shows the word, "
+                                   "the gate β and, for object words, the attention correctness; the white box "
+                                   "is the item the word names."}),
+    "sagan": TaskCard(
+        _sagan_text,
+        'm = load("{name}")\nout = m.generate(labels=[0, 1, 2], seed=0)  # out.images uint8 (3, H, W, C), '
+        "out.attention",
+        "FID: torchmetrics' `FrechetInceptionDistance` on the penultimate features of `fashion-mnist-classifier` "
+        "against the Fashion-MNIST **test** images, so *not* comparable with Inception-FID numbers in papers. "
+        "Class consistency: share of generated images the classifier assigns to the requested class. IS-style "
+        "score: exp(E KL(p(y|x) || p(y))) with the same classifier (10 splits, mean ± std; 10 is the maximum). "
+        "Other columns of the same evaluation: the *real* row (Fashion-MNIST **train** images, the same number "
+        "per class: the floor) and the models compared with `--compare`.",
+        "[gan, sagan, self-attention, fashion-mnist]", rows_key="rows", seconds_key="wall_s",
+        pictures={"samples.png": "One row per class, one column per latent (seed 0).",
+                  "attention.png": "Query points (cyan rings) on generated images and the softmax weights of each "
+                                   "query over the key grid, upsampled and overlaid (as in the paper's Fig. 1).",
+                  "gamma_off.png": "The same latents with γ forced to 0 at inference "
+                                   "(`generate(..., attention_off=True)`)."}),
+    "image_transformer": TaskCard(
+        _image_transformer_text,
+        'm = load("{name}")\nimages = m.sample(8, labels=[7] * 8, temperature=1.0, seed=0)  # uint8 (8, H, W, C)',
+        "Bits/dim on the Fashion-MNIST test set. Baseline: the per-position marginal, an independent 256-way "
+        "histogram for every position estimated on the training images (add-one smoothing), scored on the same "
+        "test images.",
+        "[image-transformer, autoregressive, local-attention, fashion-mnist]", seconds_key="eval_seconds",
+        pictures={"samples.png": "Samples, one row per class, temperature 1.0.",
+                  "completions.png": "Completions of test images: the top rows are kept, the rest is sampled."}),
+    "classifier": TaskCard(
+        _classifier_text,
+        'm = load("{name}")\nprobs = m.predict_proba(images)  # uint8 (N, 28, 28) -> (N, 10)\n'
+        "feats = m.features(images)  # the FID embedding",
+        "Accuracy on every Fashion-MNIST test image, as shipped (with the config's test-time mirror averaging) "
+        "and from a single view; per class as shipped.",
+        "[image-classification, fashion-mnist, feature-extractor]"),
+}
+
+
+# ---- reading the files ----------------------------------------------------------------------------------
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object from ``path``; a missing or garbled file is a ValueError naming it."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file ({what})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({what}): {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object ({what}), got {type(data).__name__}")
+    return data
+
+
+def read_log(path: Path) -> list[dict]:
+    """log.jsonl's records. A resume restarts at its checkpoint: records past ``from_step`` belong to a tail
+    that was lost and redone, so they are dropped (the redone steps' records follow)."""
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such file (the run's log, written by attn_models.training)")
+    records: list[dict] = []
+    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{i}: not valid JSON: {e}") from None
+        if rec.get("event") == "start":
+            records = [r for r in records if "event" in r or r.get("step", 0) <= rec.get("from_step", 0)]
+        records.append(rec)
+    return records
+
+
+@dataclass
+class Run:
+    folder: Path
+    info: dict  # train_info.json
+    log: list[dict]  # log.jsonl, lost tails dropped
+
+    @property
+    def module(self) -> str:
+        words = self.info["segments"][0]["command"].split() if self.info.get("segments") else []
+        return words[words.index("-m") + 1] if "-m" in words[:-1] else "?"
+
+
+def read_run(folder: Path) -> Run:
+    info = read_json(Path(folder) / "train_info.json", "written by attn_models.training at the end of a run")
+    missing = [k for k in ("steps", "segments", "wall_time_s") if k not in info]
+    if missing:
+        raise ValueError(f"{folder}/train_info.json: missing {', '.join(missing)}")
+    return Run(Path(folder), info, read_log(Path(folder) / "log.jsonl"))
+
+
+def model_numbers(task: str, name: str, ev: dict, path: Path) -> dict:
+    """The model's own entry of an eval JSON (sagan's JSON holds one per model, keyed by name)."""
+    key = TASKS[task].rows_key
+    if key is None:
+        return ev
+    rows = ev.get(key)
+    if not isinstance(rows, dict) or name not in rows:
+        raise ValueError(f"{path}: no entry for {name!r} under {key!r} "
+                         f"(has: {', '.join(rows) if isinstance(rows, dict) else 'none'})")
+    return rows[name]
+
+
+def check_eval(task: str, numbers: dict, path: Path) -> None:
+    missing = [m.key for m in METRICS[task] if not m.optional and m.key not in numbers]
+    if missing:
+        raise ValueError(f"{path}: missing {', '.join(missing)} (expected the JSON of "
+                         f"`python -m attn_models.{task}.evaluate NAME --json ...`)")
+
+
+# ---- formatting -----------------------------------------------------------------------------------------
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def _sub_label(m: Metric, k: str) -> str:
+    cls = CLASS_NAMES[int(k)] if str(k).isdigit() and int(k) < len(CLASS_NAMES) else k
+    return m.each.format(label=m.label, k=k, cls=cls)
+
+
+def _value(m: Metric, numbers: dict | None, sub: str | None):
+    """The row's value in one column, None where that JSON has none."""
+    if numbers is None or m.key not in numbers:
+        return None
+    return numbers[m.key] if sub is None else (numbers[m.key] or {}).get(sub)
+
+
+def _cell(m: Metric, numbers: dict | None, sub: str | None = None) -> str:
+    value = _value(m, numbers, sub)
+    if value is None:
+        return "–"
+    text = m.fmt.format(value)
+    if m.spread and numbers.get(m.spread) is not None:
+        text += " ± " + m.fmt.format(numbers[m.spread])
+    return text
+
+
+def _delta(m: Metric, new: dict, old: dict | None, sub: str | None = None) -> str:
+    """new - previous in the row's format with a sign; only for numbers shown with a format spec."""
+    a, b = _value(m, new, sub), _value(m, old, sub)
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b))
+    if not numeric or not m.fmt.startswith("{:"):
+        return "–"
+    return ("{:+" + m.fmt[2:].lstrip("+")).format(a - b)
+
+
+def _bar(m: Metric, new: dict) -> str:
+    if m.bar is None:
+        return ""
+    op, level = m.bar
+    value = new[m.key]
+    met = value >= level if op == GE else value <= level
+    return f"{op} {level:g}: **{'met' if met else 'not met'}**"
+
+
+def metric_table(task: str, new: dict, previous: dict | None, prev_label: str,
+                 references: list[tuple[str, dict]]) -> str:
+    head = ["metric", "this model"] + ([prev_label, "change"] if previous is not None else [])
+    bars = any(m.bar for m in METRICS[task])  # a column only for tasks held to a bar
+    head += [label for label, _ in references] + (["bar"] if bars else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in METRICS[task]:
+        subs = [None] if m.each is None else list((new.get(m.key) or {}).keys())
+        for sub in subs:
+            label = m.label if sub is None else _sub_label(m, sub)
+            cells = [label, _cell(m, new, sub)]
+            if previous is not None:
+                cells += [_cell(m, previous, sub), _delta(m, new, previous, sub)]
+            cells += [_cell(m, numbers, sub) for _, numbers in references]
+            cells += [_bar(m, new) if sub is None else ""] if bars else []
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ---- training records -----------------------------------------------------------------------------------
+def _machine(seg: dict) -> str:
+    procs = seg.get("num_processes", 1)
+    return (seg.get("hardware") or seg.get("device", "?")) + (f", {procs} processes" if procs > 1 else "")
+
+
+def per_machine(runs: list[Run]) -> list[dict]:
+    """Segments summed by machine, in order of first use: steps, wall time, examples and epochs."""
+    out: dict[str, dict] = {}
+    for run in runs:
+        batch = run.info.get("batch_size_per_process") or 0
+        per_epoch = _examples_per_epoch(run.info)
+        for seg in run.info["segments"]:
+            row = out.setdefault(_machine(seg), {"machine": _machine(seg), "steps": 0, "wall_s": 0.0,
+                                                 "examples": 0, "epochs": 0.0 if per_epoch else None})
+            steps = seg["to_step"] - seg["from_step"]
+            examples = steps * batch * seg.get("num_processes", 1)
+            row["steps"] += steps
+            row["wall_s"] += seg["wall_time_s"]
+            row["examples"] += examples
+            if row["epochs"] is not None and per_epoch:
+                row["epochs"] += examples / per_epoch
+    return list(out.values())
+
+
+def _examples_per_epoch(info: dict) -> float | None:
+    """The scaffold writes epochs = steps * batch * (last invocation's processes) / examples per epoch."""
+    if not info.get("epochs") or not info.get("segments"):
+        return None
+    procs = info["segments"][-1].get("num_processes", 1)
+    return info["steps"] * info["batch_size_per_process"] * procs / info["epochs"]
+
+
+def machine_table(runs: list[Run]) -> str:
+    lines = ["| machine | steps | epochs | examples | wall time |", "|---|---|---|---|---|"]
+    for row in per_machine(runs):
+        epochs = "–" if row["epochs"] is None else f"{row['epochs']:.2f}"
+        lines.append(f"| {row['machine']} | {row['steps']:,} | {epochs} | {row['examples']:,} | "
+                     f"{minutes(row['wall_s'])} |")
+    return "\n".join(lines)
+
+
+def commands_block(run: Run) -> list[str]:
+    """Every invocation that counted, in order, each after a comment saying where and how long it ran."""
+    lines = ["```bash"]
+    for i, seg in enumerate(run.info["segments"], 1):
+        lines.append(f"# {i}: steps {seg['from_step']:,} -> {seg['to_step']:,}, {_machine(seg)}, "
+                     f"{minutes(seg['wall_time_s'])}, started {seg.get('started', '?')}")
+        lines.append(seg["command"])
+    return lines + ["```"]
+
+
+def _numbers(d: dict) -> str:
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items())
+
+
+def last_records(run: Run) -> list[str]:
+    """The run's last training and validation records, as logged."""
+    losses = [r for r in run.log if "lr" in r and "step" in r]
+    evals = [r for r in run.log if isinstance(r.get("eval"), dict)]
+    out = []
+    if losses:
+        last = {k: v for k, v in losses[-1].items() if k not in ("step", "elapsed_s")}
+        out.append(f"- Last training record (step {losses[-1]['step']:,}): {_numbers(last)}.")
+    if evals:
+        out.append(f"- Last validation (step {evals[-1]['step']:,}): {_numbers(evals[-1]['eval'])}.")
+    starts = sum(1 for r in run.log if r.get("event") == "start")
+    lost = starts - len(run.info["segments"])
+    if lost > 0:
+        out.append(f"- {lost} more invocation(s) in the log stopped before their first checkpoint; their steps "
+                   "were redone and are not counted above.")
+    return out
+
+
+STAGE_TEXT = {
+    "attn_models.captioning.pretrain": "Encoder pretraining on a tag task from the training data (colour and "
+                                       "class of a tinted Fashion-MNIST *train* item); its export is frozen by "
+                                       "the decoder run. Validation: items of Fashion-MNIST *test* images.",
+    "attn_models.captioning.train": "The attention decoder on the frozen encoder. Validation: greedy captions of "
+                                    "scenes of *training* images (never the test set).",
+}
+
+
+def run_section(run: Run, index: int, chained: bool) -> list[str]:
+    info = run.info
+    title = f"### Stage {index}: `{run.module}` ({info.get('name', run.folder.name)})" if chained else "### Run"
+    epochs = f"{info['epochs']:g}" if info.get("epochs") else "not recorded (no fixed epoch size)"
+    lines = [title, ""]
+    if run.module in STAGE_TEXT:
+        lines += [STAGE_TEXT[run.module], ""]
+    lines += [f"Run directory `{run.folder}`; the commands, in order:", "", *commands_block(run), "",
+              f"- {info['steps']:,} steps of {info.get('max_steps', info['steps']):,} (the schedule's length), "
+              f"{info.get('batch_size_per_process', '?')} examples per process and step, {epochs} epochs, "
+              f"{minutes(info['wall_time_s'])} of training in all.",
+              *last_records(run)]
+    versions = info.get("versions") or {}
+    if versions:
+        lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
+    lines += ["", "Per machine:", "", machine_table([run]), ""]
+    if info.get("args"):
+        lines += ["<details><summary>All flags of the run (train_info.json)</summary>", "", "```json",
+                  json.dumps(info["args"], sort_keys=True), "```", "", "</details>", ""]
+    return lines
+
+
+# ---- the learning curve ---------------------------------------------------------------------------------
+def learning_curve(runs: list[Run], path: Path) -> Path:
+    """One row per run: the logged training statistics, then each validation number, against step; dotted
+    lines where an invocation resumed."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    series = [(_loss_series(r), _eval_series(r)) for r in runs]
+    cols = 1 + max(len(ev) for _, ev in series)
+    fig = Figure(figsize=(3.0 * cols, 2.3 * len(runs)), dpi=80, layout="constrained")
+    axes = fig.subplots(len(runs), cols, squeeze=False)
+    for row, (run, (losses, evals)) in enumerate(zip(runs, series, strict=True)):
+        _plot(axes[row][0], losses, f"{run.info.get('name', run.folder.name)}: training", "-")
+        for seg in run.info["segments"][1:]:
+            axes[row][0].axvline(seg["from_step"], color="grey", linestyle=":", linewidth=1)
+        for col, (key, points) in enumerate(evals.items(), 1):
+            _plot(axes[row][col], {key: points}, f"validation: {key}", "o-")
+        for col in range(1 + len(evals), cols):
+            axes[row][col].set_visible(False)
+    fig.savefig(path)
+    return path
+
+
+def _loss_series(run: Run) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list[tuple[int, float]]] = {}
+    for r in run.log:
+        if "lr" in r and "step" in r:
+            for k, v in r.items():
+                if k not in ("step", "lr", "elapsed_s") and isinstance(v, int | float):
+                    out.setdefault(k, []).append((r["step"], v))
+    return out
+
+
+def _eval_series(run: Run) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list[tuple[int, float]]] = {}
+    for r in run.log:
+        for k, v in (r.get("eval") or {}).items():
+            out.setdefault(k, []).append((r["step"], v))
+    return out
+
+
+def _plot(ax, series: dict[str, list[tuple[int, float]]], title: str, style: str) -> None:
+    for key, points in series.items():
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, markersize=3, linewidth=1, label=key)
+    ax.set_title(title, fontsize=8)
+    ax.set_xlabel("step", fontsize=7)
+    ax.tick_params(labelsize=6)
+    if series:
+        ax.legend(fontsize=6)
+    else:
+        ax.text(0.5, 0.5, "nothing logged", ha="center", va="center", transform=ax.transAxes, fontsize=7)
+
+
+# ---- the card -------------------------------------------------------------------------------------------
+def _sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def evaluation_section(task: str, name: str, ev: dict, eval_path: Path, previous: dict | None,
+                       prev_path: Path | None, prev_label: str) -> list[str]:
+    spec = TASKS[task]
+    new = model_numbers(task, name, ev, eval_path)
+    old = model_numbers(task, name, previous, prev_path) if previous is not None else None
+    refs = [(k, v) for k, v in ev[spec.rows_key].items() if k != name] if spec.rows_key else []
+    if ev.get("command"):
+        how = f"Command: `{ev['command']}`."
+    else:  # say so rather than guess its flags
+        how = (f"The JSON does not record its command line; to re-run: "
+               f"`python -m attn_models.{task}.evaluate {name} --json {eval_path.name}`.")
+    lines = ["## Evaluation (test set)", "", spec.test_set, "", how]
+    if spec.seconds_key and isinstance(ev.get(spec.seconds_key), int | float):
+        lines.append(f"Evaluation wall time: {minutes(ev[spec.seconds_key])}.")
+    if ev.get("model"):
+        lines.append(f"Weights evaluated: `{ev['model']}`.")
+    if previous is not None:
+        lines.append(f"Column *{prev_label}*: `{prev_path}`, the version shipped before"
+                     + (f" (`{previous['command']}`)." if previous.get("command") else "."))
+    return lines + ["", metric_table(task, new, old, prev_label, refs), ""]
+
+
+def pictures_section(task: str, out_dir: Path) -> list[str]:
+    pics = sorted(p.name for p in out_dir.glob("*.png") if p.name != CURVE)
+    if not pics:
+        return []
+    lines = ["## Pictures", ""]
+    for pic in pics:
+        caption = TASKS[task].pictures.get(pic, "")
+        lines += [f"![{Path(pic).stem}]({pic})", ""] + ([caption, ""] if caption else [])
+    return lines
+
+
+def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: dict | None,
+              prev_path: Path | None, prev_label: str, out: Path, command: str | None) -> str:
+    task = get_spec(name).task
+    spec = TASKS[task]
+    config_path = out.parent / "config.json"
+    config = read_json(config_path, "the weights' config, written by save_pretrained")
+    try:
+        about = spec.text(config, runs[-1].info.get("args") or {}, out.parent)
+    except KeyError as e:
+        raise ValueError(f"{config_path}: missing {e} (a {task} model's config)") from None
+    lines = ["---", "library_name: pytorch", f"tags: {spec.tags}", "datasets: [fashion_mnist]", "---", "",
+             f"# {name}", "", *about, "",
+             "## Use", "", "```python", "from attn_models import load", spec.usage.format(name=name), "```", "",
+             *evaluation_section(task, name, ev, eval_path, previous, prev_path, prev_label),
+             "## Training", ""]
+    if len(runs) > 1:
+        lines += ["The runs of the chain, per machine:", "", machine_table(runs), ""]
+    for i, run in enumerate(runs, 1):
+        lines += run_section(run, i, len(runs) > 1)
+    lines += ["## Learning curve", "", f"![learning curve]({CURVE})", "",
+              "Training statistics as logged (means over each `--log-every` window) and the validation numbers, "
+              "against step, from `log.jsonl`; dotted lines: where an invocation resumed.", "",
+              *pictures_section(task, out.parent), "## Provenance", "",
+              _provenance(runs, eval_path, prev_path, config_path, command), ""]
+    return "\n".join(lines)
+
+
+def _provenance(runs: list[Run], eval_path: Path, prev_path: Path | None, config_path: Path,
+                command: str | None) -> str:
+    files = [eval_path] + ([prev_path] if prev_path else []) + [config_path]
+    for run in runs:
+        files += [run.folder / "train_info.json", run.folder / "log.jsonl"]
+    text = "Every number above comes from " + ", ".join(f"`{f}` (sha256 {_sha(f)})" for f in files) + "."
+    return text + (f" Written by `{command}`." if command else "")
+
+
+def write_card(name: str, runs: list[Path], eval_path: Path, previous: Path | None = None,
+               out: Path | None = None, previous_label: str = "previous", command: str | None = None) -> Path:
+    """Write ``out`` (default weights/<name>/README.md) and learning_curve.png beside it; returns ``out``.
+    Raises ValueError naming the file for a missing or malformed input."""
+    spec = get_spec(name)
+    if not runs:
+        raise ValueError("at least one --run is needed (the run directory holding train_info.json)")
+    out = Path(out) if out else spec.local_dir / "README.md"
+    eval_path = Path(eval_path)
+    ev = read_json(eval_path, f"written by `python -m attn_models.{spec.task}.evaluate {name} --json ...`")
+    check_eval(spec.task, model_numbers(spec.task, name, ev, eval_path), eval_path)
+    prev = read_json(Path(previous), "the previous version's eval JSON") if previous else None
+    loaded = [read_run(Path(r)) for r in runs]
+    text = card_text(name, loaded, ev, eval_path, prev, Path(previous) if previous else None, previous_label,
+                     out, command)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    learning_curve(loaded, out.parent / CURVE)
+    out.write_text(text)
+    return out
+
+
+def main(argv: list[str] | None = None) -> Path:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m attn_models.cards", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", metavar="NAME", help="registry name (python -m attn_models list)")
+    p.add_argument("--run", action="append", required=True, metavar="RUN_DIR",
+                   help="a run directory (log.jsonl + train_info.json); repeat for a chain, earliest stage first")
+    p.add_argument("--eval", required=True, metavar="EVAL_JSON", help="the task's evaluate --json output")
+    p.add_argument("--previous", metavar="OLD_EVAL_JSON", help="the same JSON of the version shipped before")
+    p.add_argument("--previous-label", default="previous", help="header of the previous version's column")
+    p.add_argument("--out", help="the card to write (default weights/NAME/README.md); config.json is read and "
+                                 "learning_curve.png written beside it")
+    args = p.parse_args(argv)
+    try:
+        out = write_card(args.name, args.run, args.eval, args.previous, args.out, args.previous_label,
+                         "python -m attn_models.cards " + shlex.join(argv))
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(f"wrote {out} and {out.parent / CURVE}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

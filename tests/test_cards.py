@@ -1,0 +1,255 @@
+"""The one model-card writer (attn_models.cards): every number in a card comes from the run's records and the
+evaluate JSONs that the fixture writes here, and a missing or garbled input is an error naming the file."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from attn_models import cards
+
+ROOT = Path(__file__).resolve().parent.parent
+CPU = "CPU x86_64, 2 cores, 1 torch thread(s) per process"
+GPU = "NVIDIA H200 (CUDA)"
+BATCH = 8
+
+
+def segment(module: str, flags: str, hardware: str, from_step: int, to_step: int, wall_s: float, started: str):
+    return {"command": f"python -m {module} {flags}", "num_processes": 1,
+            "device": "cuda" if "CUDA" in hardware else "cpu", "hardware": hardware, "from_step": from_step,
+            "to_step": to_step, "wall_time_s": wall_s, "started": started}
+
+
+def write_run(folder: Path, name: str, module: str, loss_key: str, eval_key: str, start: float = 1.0) -> dict:
+    """A finished run as the scaffold leaves it: CPU 0->200, a lost invocation (killed at step 250 before its
+    first checkpoint), GPU 200->400, CPU again 400->500. Losses every 50 steps, validation every 100."""
+    segs = [segment(module, f"--run-dir {folder} --max-steps 500 --seed 3", CPU, 0, 200, 1234.5, "2026-01-01 10:00"),
+            segment(module, f"--run-dir {folder} --resume --device cuda", GPU, 200, 400, 95.0, "2026-01-02 09:00"),
+            segment(module, f"--run-dir {folder} --resume --device cpu --export w", CPU, 400, 500, 700.2,
+                    "2026-01-03 08:00")]
+    lost = segment(module, f"--run-dir {folder} --resume --time-budget-min 1", CPU, 200, 250, 60.0, "x")
+    log = []
+    for seg in (segs[0], lost, *segs[1:]):
+        log.append({"event": "start", **{k: v for k, v in seg.items() if k not in ("to_step", "wall_time_s")}})
+        for step in range(seg["from_step"] + 50, seg["to_step"] + 1, 50):
+            # the lost invocation logs a loss of 99 that must not survive the resume
+            value = 99.0 if seg is lost else round(start / (1 + step / 100), 6)
+            log.append({"step": step, "lr": 1e-3, "elapsed_s": float(step), loss_key: value})
+            if step % 100 == 0:
+                log.append({"step": step, "elapsed_s": float(step), "eval": {eval_key: round(start / step, 6)}})
+    log.append({"event": "end", "step": 500, "elapsed_s": 2029.7, "exported": "w"})
+    info = {"name": name, "steps": 500, "max_steps": 500, "epochs": round(500 * BATCH / 1000, 3),
+            "batch_size_per_process": BATCH, "wall_time_s": sum(s["wall_time_s"] for s in segs), "segments": segs,
+            "versions": {"python": "3.11.2", "torch": "2.4.0"}, "final_eval": {eval_key: start / 500},
+            "args": {"max_steps": 500, "seed": 3, "batch_size": BATCH}}
+    folder.mkdir(parents=True)
+    (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    (folder / "train_info.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def weights_folder(tmp_path: Path, name: str, pictures=("samples.png",)) -> Path:
+    out = tmp_path / "weights" / name
+    out.mkdir(parents=True)
+    shutil.copy(ROOT / "weights" / name / "config.json", out / "config.json")
+    for pic in pictures:
+        Image.new("RGB", (4, 4)).save(out / pic)
+    return out
+
+
+def write_json(path: Path, data: dict) -> Path:
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def row(card: str, label: str) -> list[str]:
+    """The cells of the table row labelled ``label``."""
+    for line in card.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == label:
+            return cells[1:]
+    raise AssertionError(f"no row {label!r} in the card")
+
+
+def check_training_records(card: str, infos: list[dict]) -> None:
+    """Every command in order; per-machine sums of steps and wall time."""
+    commands = [s["command"] for info in infos for s in info["segments"]]
+    positions = [card.index(c) for c in commands]
+    assert positions == sorted(positions)
+    sections = card.split("\n### ")[1:]  # one per run, in order
+    assert len(sections) == len(infos)
+    for section, info in zip(sections, infos, strict=True):
+        check_machines(section, [info])
+        assert f"{info['steps']:,} steps of {info['max_steps']:,}" in section
+
+
+def check_machines(text: str, infos: list[dict]) -> None:
+    """The first per-machine table of ``text`` sums the fixture's segments by hardware."""
+    for label in (CPU, GPU):
+        segs = [s for info in infos for s in info["segments"] if s["hardware"] == label]
+        steps = sum(s["to_step"] - s["from_step"] for s in segs)
+        cells = row(text, label)
+        assert cells[0] == f"{steps:,}"
+        assert cells[2] == f"{steps * BATCH:,}"
+        assert cells[3] == f"{sum(s['wall_time_s'] for s in segs) / 60:.1f} min"
+
+
+def check_card_files(out: Path) -> str:
+    card = out.read_text()
+    png = out.parent / cards.CURVE
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(png) as im:
+        im.verify()
+    assert f"]({cards.CURVE})" in card and "](samples.png)" in card
+    assert "DESIGN.md" not in card
+    for path in set(re.findall(r"attn_models/[\w/]+\.py", card)):  # never a file the repository lacks
+        assert (ROOT / path).is_file(), path
+    for f in ("config.json", "train_info.json", "log.jsonl"):
+        assert f in card.split("## Provenance")[1]
+    return card
+
+
+def test_image_transformer_card(tmp_path):
+    name = "image-transformer-2d-fashion-mnist"
+    info = write_run(tmp_path / "runs" / "it", name, "attn_models.image_transformer.train", "bpd", "val_bpd")
+    new = {"model": name, "test_images": 10000, "bits_per_dim": 3.0123, "marginal_baseline_bits_per_dim": 4.5,
+           "eval_seconds": 600.0,
+           "command": f"python -m attn_models.image_transformer.evaluate {name} --json {tmp_path}/eval.json"}
+    old = json.loads((ROOT / "weights" / name / "eval.json").read_text())  # the shipped file's shape
+    out = weights_folder(tmp_path, name) / "README.md"
+    cards.main([name, "--run", str(tmp_path / "runs" / "it"), "--eval", str(write_json(tmp_path / "eval.json", new)),
+                "--previous", str(ROOT / "weights" / name / "eval.json"), "--previous-label", "v1",
+                "--out", str(out)])
+    card = check_card_files(out)
+    check_training_records(card, [info])
+    cells = row(card, "bits/dim")
+    assert cells[:3] == [f"{new['bits_per_dim']:.3f}", f"{old['bits_per_dim']:.3f}",
+                         f"{new['bits_per_dim'] - old['bits_per_dim']:+.3f}"]
+    assert cells[-1] == f"≤ 3.2: **{'met' if new['bits_per_dim'] <= 3.2 else 'not met'}**"
+    assert "| metric | this model | v1 | change |" in card
+    assert row(card, "test images")[0] == f"{new['test_images']:,}"
+    assert new["command"] in card and f"Evaluation wall time: {new['eval_seconds'] / 60:.1f} min." in card
+    assert "local 2D" in card and "## Use" in card and f'load("{name}")' in card
+    # the lost invocation: counted once, its records dropped
+    assert "1 more invocation(s)" in card and "bpd 99" not in card
+
+
+def test_captioning_chain_card(tmp_path):
+    name = "sat-soft-fashion-scenes"
+    enc = write_run(tmp_path / "runs" / "enc", "sat-encoder", "attn_models.captioning.pretrain", "loss",
+                    "val_class_acc")
+    dec = write_run(tmp_path / "runs" / "dec", name, "attn_models.captioning.train", "nll_per_word", "val_recall",
+                    start=2.0)
+    shipped = json.loads((ROOT / "weights" / name / "metrics.json").read_text())
+    new = {**shipped, "bleu4": 0.7654, "object_recall": 0.8521, "attention_correctness": 0.7312,
+           "object_words": 8123, "model": "runs/dec/export"}
+    out = weights_folder(tmp_path, name, ("attention.png", "samples.png")) / "README.md"
+    cards.write_card(name, [tmp_path / "runs" / "enc", tmp_path / "runs" / "dec"],
+                     write_json(tmp_path / "m.json", new), previous=ROOT / "weights" / name / "metrics.json",
+                     out=out)
+    card = check_card_files(out)
+    check_training_records(card, [enc, dec])
+    assert "### Stage 1: `attn_models.captioning.pretrain` (sat-encoder)" in card
+    assert "### Stage 2: `attn_models.captioning.train`" in card
+    for label, key, fmt in (("BLEU-4", "bleu4", "{:.3f}"), ("object recall", "object_recall", "{:.3f}"),
+                            ("object words scored", "object_words", "{:,}")):
+        assert row(card, label)[:2] == [fmt.format(new[key]), fmt.format(shipped[key])]
+    assert row(card, "object recall")[-1] == "≥ 0.9: **not met**"
+    assert row(card, "attention correctness")[-1] == "≥ 0.7: **met**"
+    # the chain's totals: both runs' CPU segments summed
+    check_machines(card.split("The runs of the chain, per machine:")[1].split("###")[0], [enc, dec])
+    assert "`docs/fashion-scenes.md`" in card and "The JSON does not record its command line" in card
+    # inside the repository (weights/<name>/README.md) the data set spec is a relative link
+    assert cards._link(cards.DATA_SPEC, ROOT / "weights" / name) == f"[{cards.DATA_SPEC}](../../{cards.DATA_SPEC})"
+    assert "Weights evaluated: `runs/dec/export`" in card
+
+
+def test_sagan_card_columns_from_one_evaluation(tmp_path):
+    name = "sagan-fashion-mnist-no-attention"
+    info = write_run(tmp_path / "run", name, "attn_models.sagan.train", "loss_d", "val_fid")
+    shipped = json.loads((ROOT / "weights" / "sagan-fashion-mnist" / "metrics.json").read_text())
+    new = json.loads(json.dumps(shipped))
+    new["rows"][name].update(fid=5.4321, class_consistency=0.91234)
+    new["rows"][name]["class_consistency_per_class"]["shirt"] = 0.6543
+    out = weights_folder(tmp_path, name) / "README.md"
+    cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(write_json(tmp_path / "e.json", new)),
+                "--previous", str(ROOT / "weights" / "sagan-fashion-mnist" / "metrics.json"), "--out", str(out)])
+    card = check_card_files(out)
+    check_training_records(card, [info])
+    mine, before = new["rows"][name], shipped["rows"][name]
+    real = new["rows"]["real (Fashion-MNIST train)"]
+    fid = row(card, "FID (classifier features)")
+    assert fid[:3] == [f"{mine['fid']:.2f}", f"{before['fid']:.2f}", f"{mine['fid'] - before['fid']:+.2f}"]
+    assert f"{real['fid']:.2f}" in fid and f"{new['rows']['sagan-fashion-mnist']['fid']:.2f}" in fid
+    assert row(card, "class consistency")[-1] == "≥ 0.9: **met**"
+    shirt = before["class_consistency_per_class"]["shirt"]
+    assert row(card, "class consistency, shirt")[:2] == ["0.654", f"{shirt:.3f}"]
+    assert row(card, "IS-style score")[0] == f"{mine['is_score']:.3f} ± {mine['is_score_std']:.3f}"
+    assert new["command"] in card and "no self-attention" in card and "Self-attention block" not in card
+
+
+def test_classifier_card_per_class_names(tmp_path):
+    name = "fashion-mnist-classifier"
+    info = write_run(tmp_path / "run", name, "attn_models.classifier.train", "loss", "val_accuracy")
+    new = {"model": name, "test_accuracy": 0.9321, "test_accuracy_single_view": 0.9287, "n": 10000, "flip_tta": True,
+           "per_class": {str(c): round(0.8 + c / 100, 4) for c in range(10)}}
+    old = {**new, "test_accuracy": 0.9234, "per_class": {str(c): 0.5 for c in range(10)}}
+    out = weights_folder(tmp_path, name, ()) / "README.md"
+    Image.new("RGB", (4, 4)).save(out.parent / "samples.png")
+    cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(write_json(tmp_path / "e.json", new)),
+                "--previous", str(write_json(tmp_path / "old.json", old)), "--out", str(out)])
+    card = check_card_files(out)
+    check_training_records(card, [info])
+    assert row(card, "test accuracy (as shipped)")[:3] == ["0.9321", "0.9234", f"{0.9321 - 0.9234:+.4f}"]
+    assert row(card, "accuracy, shirt")[:2] == [f"{new['per_class']['6']:.3f}", "0.500"]
+    assert row(card, "test images")[0] == "10,000"
+    assert "| bar |" not in card and "met**" not in card  # the classifier is held to no bar
+
+
+@pytest.fixture()
+def minimal(tmp_path):
+    name = "image-transformer-1d-fashion-mnist"
+    write_run(tmp_path / "run", name, "attn_models.image_transformer.train", "bpd", "val_bpd")
+    out = weights_folder(tmp_path, name, ()) / "README.md"
+    return name, tmp_path / "run", out
+
+
+def test_missing_eval_json_exits_naming_it(minimal, tmp_path):
+    name, run, out = minimal
+    with pytest.raises(SystemExit, match=re.escape(str(tmp_path / "nope.json"))):
+        cards.main([name, "--run", str(run), "--eval", str(tmp_path / "nope.json"), "--out", str(out)])
+    assert not out.exists()
+
+
+def test_garbled_or_incomplete_eval_json_is_an_error(minimal, tmp_path):
+    name, run, out = minimal
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"bits_per_dim": 3.1,')
+    with pytest.raises(ValueError, match=re.escape(str(bad)) + ".*not valid JSON"):
+        cards.write_card(name, [run], bad, out=out)
+    partial = write_json(tmp_path / "partial.json", {"bits_per_dim": 3.1})
+    with pytest.raises(ValueError, match=re.escape(str(partial)) + ".*marginal_baseline_bits_per_dim"):
+        cards.write_card(name, [run], partial, out=out)
+    with pytest.raises(ValueError, match="no entry for 'sagan-fashion-mnist'"):
+        cards.model_numbers("sagan", "sagan-fashion-mnist", {"rows": {"other": {}}}, partial)
+    assert not out.exists()
+
+
+def test_run_without_train_info_is_an_error(minimal, tmp_path):
+    name, run, out = minimal
+    ev = write_json(tmp_path / "e.json", {"bits_per_dim": 3.1, "marginal_baseline_bits_per_dim": 4.5,
+                                          "test_images": 10})
+    (run / "train_info.json").unlink()
+    with pytest.raises(ValueError, match=re.escape(str(run / "train_info.json"))):
+        cards.write_card(name, [run], ev, out=out)
+
+
+def test_log_drops_the_tail_of_a_lost_invocation(minimal):
+    _, run, _ = minimal
+    losses = [r for r in cards.read_log(run / "log.jsonl") if "lr" in r]
+    assert [r["step"] for r in losses] == list(range(50, 501, 50))
+    assert all(r["bpd"] != 99.0 for r in losses)
