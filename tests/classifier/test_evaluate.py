@@ -12,7 +12,8 @@ def test_shipped_classifier_accuracy_and_json(fashion_mnist, tmp_path):
     assert out["n"] == 10_000 and out["test_accuracy"] > 0.9  # the card's 0.9234, with room for float noise
     assert out["test_accuracy"] >= out["test_accuracy_single_view"] - 0.01  # mirror averaging does not hurt
     assert set(out["per_class"]) == set(range(10))
-    assert out["command"] == f"python -m attn_models.classifier.evaluate fashion-mnist-classifier --json {tmp_path}/m.json"
+    want = f"python -m attn_models.classifier.evaluate fashion-mnist-classifier --json {tmp_path}/m.json"
+    assert out["command"] == want
 
 
 def test_a_weights_folder_evaluates_too(fashion_mnist, tmp_path):
