@@ -7,7 +7,7 @@ from attn_models.captioning import evaluate
 from attn_models.captioning.model import ShowAttendTell
 
 KEYS = ["bleu1", "bleu2", "bleu3", "bleu4", "object_recall", "attention_correctness", "uniform_baseline",
-        "object_words", "scenes", "beam_size", "exact_match", "model", "attention", "seconds"]
+        "object_words", "scenes", "beam_size", "exact_match", "model", "attention", "seconds", "command"]
 
 
 def test_evaluate_writes_the_metrics_json(tmp_path, fashion_mnist):
@@ -18,4 +18,6 @@ def test_evaluate_writes_the_metrics_json(tmp_path, fashion_mnist):
                    "--json", str(tmp_path / "m.json"), "--figure", str(tmp_path / "f.png"), "--figure-scenes", "1"])
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert list(metrics) == KEYS and metrics["scenes"] == 3 and metrics["attention"] == "hard"
+    assert metrics["command"].startswith("python -m attn_models.captioning.evaluate ")
+    assert "--limit 3" in metrics["command"]
     assert all(0 <= metrics[k] <= 1 for k in KEYS[:4]) and (tmp_path / "f.png").stat().st_size > 0
