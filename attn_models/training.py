@@ -46,7 +46,8 @@ EXTRA_TENSORS = "task_state.safetensors"
 EXTRA_META = "task_state.json"
 # Flags that describe one invocation rather than the run: not carried over by --resume.
 PER_INVOCATION = frozenset({"resume", "time_budget_min", "steps_this_run", "threads", "device", "export",
-                            "no_progress", "checkpoint_every_min", "run_dir", "init_from", "mixed_precision"})
+                            "no_validation", "no_progress", "checkpoint_every_min", "run_dir", "init_from",
+                            "mixed_precision"})
 SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -74,6 +75,8 @@ def add_common_args(p: argparse.ArgumentParser, name: str) -> None:
     g.add_argument("--checkpoint-every-min", type=float, default=10.0)
     g.add_argument("--log-every", type=int, default=50, help="steps between loss records in log.jsonl")
     g.add_argument("--eval-every", type=int, default=1000, help="steps between validations (0: only at the end)")
+    g.add_argument("--no-validation", action="store_true",
+                   help="no validation at all in this invocation (short GPU leases: their minutes are for training)")
     g.add_argument("--export", default=None, help="save the final model here (save_pretrained), e.g. weights/<name>")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -418,7 +421,7 @@ def _segment_end(segment: dict, state: _RunState, t_start: float) -> dict:
 
 def _evaluate(task: TrainTask, state: _RunState, log: _Log, t_start: float, elapsed0: float) -> dict:
     metrics: dict = {}
-    if task.acc.is_main_process:
+    if task.acc.is_main_process and not task.args.no_validation:
         elapsed = elapsed0 + time.time() - t_start  # training time at this step (the validation's own excluded)
         metrics = task.evaluate(state.step)
         if metrics:
