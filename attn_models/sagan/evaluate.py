@@ -7,7 +7,9 @@ For each model, on ``--per-class`` x 10 generated images (default 1,000 per clas
 - FID against the Fashion-MNIST test set, on the classifier's penultimate features (torchmetrics'
   FrechetInceptionDistance with a custom feature extractor; not comparable to Inception-FID numbers);
 - class consistency: share of images the classifier assigns to the class they were generated for;
-- an Inception-Score-style score exp(E_x KL(p(y|x) || p(y))) with the same classifier (10 splits).
+- an Inception-Score-style score exp(E_x KL(p(y|x) || p(y))) with the same classifier (10 splits);
+- for models with attention, how much the maps depend on the query (``query_dependence``: Jensen-Shannon
+  divergence between two queries' maps in one image against one query's maps in two images).
 The "real" row is the floor: 1,000 per class Fashion-MNIST *train* images scored the same way.
 """
 from __future__ import annotations
@@ -52,6 +54,40 @@ def balanced_real(images: np.ndarray, labels: np.ndarray, per_class: int, seed: 
     return images[idx], labels[idx]
 
 
+def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon divergence in bits (0 = the same map, 1 = disjoint), over the last axis."""
+    m = (p + q) / 2
+
+    def kl(a, b):
+        return np.where(a > 0, a * (np.log2(np.maximum(a, 1e-30)) - np.log2(np.maximum(b, 1e-30))), 0.0).sum(-1)
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+def query_dependence(attention: np.ndarray, pairs: int = 64, seed: int = 0) -> dict:
+    """How much a SAGAN attention map depends on its query (Cao et al. 2019 found non-local maps nearly the same
+    for every query). attention: (N, Q, K) maps of N images. Returns the mean Jensen-Shannon divergence between
+    the maps of two random queries of the same image (``within_image``) and between the maps of the same query in
+    two different images (``across_images``), each with its spread (std over images). Maps that ignore the query
+    have ``within_image`` near 0 however much they differ across images; the ratio within/across says which of
+    the two, the query or the image, moves the map more."""
+    n, q, _ = attention.shape
+    if n < 2 or q < 2:
+        raise ValueError(f"need at least 2 images and 2 queries, got attention of shape {attention.shape}")
+    rng = np.random.default_rng(seed)
+    a = attention.astype(np.float64)
+    q1, q2 = rng.integers(0, q, (n, pairs)), rng.integers(0, q - 1, (n, pairs))
+    q2 = q2 + (q2 >= q1)  # a different query
+    rows = np.arange(n)[:, None]
+    within = js_divergence(a[rows, q1], a[rows, q2]).mean(1)  # (N,) per image
+    other = (np.arange(n)[:, None] + rng.integers(1, n, (n, pairs))) % n  # a different image
+    qs = rng.integers(0, q, (n, pairs))
+    across = js_divergence(a[rows, qs], a[other, qs]).mean(1)
+    return {"within_image": float(within.mean()), "within_image_std": float(within.std()),
+            "across_images": float(across.mean()), "across_images_std": float(across.std()),
+            "ratio": float(within.mean() / max(across.mean(), 1e-12)), "images": int(n), "pairs_per_image": pairs}
+
+
 class Scorer:
     """Holds the test-set FID statistics so every model is compared against the same reference."""
 
@@ -86,6 +122,7 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--query-images", type=int, default=50, help="images per class for the query-dependence measure")
     p.add_argument("--figures", default=None, help="also draw the model-card figures of NAME into this folder")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -100,6 +137,9 @@ def main(argv=None) -> None:
         t = time.time()
         rows[name] = scorer.score(*generate_balanced(model, args.per_class, args.seed))
         rows[name]["gammas"] = model.gammas
+        if model.vis_layer is not None:
+            maps = model.generate(list(range(model.num_classes)) * args.query_images, seed=args.seed).attention
+            rows[name]["query_dependence"] = query_dependence(maps, seed=args.seed)
         rows[name]["eval_s"] = round(time.time() - t, 1)
     print(f"{'images':40s} {'FID':>8s} {'class cons.':>12s} {'IS-style':>14s}")
     for k, r in rows.items():

@@ -158,3 +158,31 @@ def test_projection_discriminator_uses_label():
     x = torch.randn(4, 1, 32, 32).repeat(2, 1, 1, 1)
     s = d(x, torch.tensor([0, 1, 2, 3, 4, 5, 6, 7]))
     assert not torch.allclose(s[:4], s[4:])
+
+
+def test_js_divergence_bounds():
+    from attn_models.sagan.evaluate import js_divergence
+
+    p = np.array([0.5, 0.5, 0.0, 0.0])
+    assert js_divergence(p, p) == pytest.approx(0.0, abs=1e-12)
+    assert js_divergence(p, np.array([0.0, 0.0, 0.5, 0.5])) == pytest.approx(1.0)  # disjoint: 1 bit
+    q = np.array([0.25, 0.25, 0.25, 0.25])
+    assert js_divergence(p, q) == pytest.approx(js_divergence(q, p)) and 0 < js_divergence(p, q) < 1
+
+
+def test_query_dependence_tells_query_driven_from_image_driven_maps():
+    from attn_models.sagan.evaluate import query_dependence
+
+    rng = np.random.default_rng(0)
+    n, q, k = 12, 16, 9
+    # image-driven: every query of an image has the same map (Cao et al.'s finding), maps differ across images
+    per_image = rng.dirichlet(np.ones(k), size=n)
+    image_driven = np.repeat(per_image[:, None], q, axis=1)
+    # query-driven: query i looks at key i % k in every image
+    query_driven = np.tile(np.eye(k)[np.arange(q) % k][None], (n, 1, 1)) * 0.9 + 0.1 / k
+    a, b = query_dependence(image_driven), query_dependence(query_driven)
+    assert a["within_image"] == pytest.approx(0.0, abs=1e-12) and a["across_images"] > 0.05
+    assert b["across_images"] == pytest.approx(0.0, abs=1e-12) and b["within_image"] > 0.3
+    assert a["ratio"] < 1e-6 < b["ratio"]
+    with pytest.raises(ValueError):
+        query_dependence(image_driven[:1])
