@@ -70,6 +70,10 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("generated images", "n", "{:,}"),
         Metric("class consistency", "class_consistency_per_class", "{:.3f}", each="{label}, {k}"),
         Metric("γ of G", "gammas", "{:+.4f}", each="{label} at {k}x{k}", optional=True),
+        Metric("attention maps: JS divergence, two queries of one image (bits)", "query_jsd_within_image",
+               spread="query_jsd_within_image_std", optional=True),
+        Metric("attention maps: JS divergence, one query in two images (bits)", "query_jsd_across_images",
+               spread="query_jsd_across_images_std", optional=True),
     ),
     "image_transformer": (
         Metric("bits/dim", "bits_per_dim", bar=(LE, 3.2)),

@@ -139,7 +139,8 @@ def main(argv=None) -> None:
         rows[name]["gammas"] = model.gammas
         if model.vis_layer is not None:
             maps = model.generate(list(range(model.num_classes)) * args.query_images, seed=args.seed).attention
-            rows[name]["query_dependence"] = query_dependence(maps, seed=args.seed)
+            qd = query_dependence(maps, seed=args.seed)
+            rows[name].update({f"query_jsd_{k}": v for k, v in qd.items()})
         rows[name]["eval_s"] = round(time.time() - t, 1)
     print(f"{'images':40s} {'FID':>8s} {'class cons.':>12s} {'IS-style':>14s}")
     for k, r in rows.items():
