@@ -168,6 +168,19 @@ def load(
         return model
 
 
+def load_name_or_folder(name_or_dir: str | Path, task: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A registry name (as ``load``), or a folder written by ``save_pretrained`` (a run's ``--export``, an
+    ablation) holding a model of ``task``: what the evaluate scripts take, so a run is measured before shipping."""
+    folder = Path(name_or_dir)
+    if not folder.is_dir():
+        return load(str(name_or_dir), device=device)
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    spec = next(s for s in _SPECS.values() if s.task == task)  # every model of a task shares its class
+    model = hub.build_and_load(spec.resolve_class(), folder)
+    return model.to(resolve_device(device)).eval()
+
+
 def push(
     name: str,
     repo_id: str | None = None,

@@ -12,13 +12,13 @@ import json
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from attn_models.captioning.metrics import attention_correctness, corpus_bleu, uniform_baseline
 from attn_models.data.scenes import TEST_SIZE, Scene, fixed_test_set, object_recall
+from attn_models.registry import load_name_or_folder
 
 
 def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, progress: bool = True) -> dict:
@@ -52,17 +52,6 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
     return out
 
 
-def load_captioner(name_or_dir: str, device: str = "cpu"):
-    """A registry name, or a folder holding config.json + model.safetensors (e.g. an ablation)."""
-    if Path(name_or_dir).is_dir():
-        from attn_models.captioning.model import ShowAttendTell
-
-        return ShowAttendTell.from_pretrained(name_or_dir).to(device).eval()
-    from attn_models import load
-
-    return load(name_or_dir, device=device)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m attn_models.captioning.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--limit must be in 1..{TEST_SIZE}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_captioner(args.name, args.device)
+    model = load_name_or_folder(args.name, "captioning", args.device)
     t0 = time.time()
     metrics = evaluate(model, fixed_test_set(args.limit), args.beam_size, args.max_len)
     argv = sys.argv[1:] if argv is None else argv

@@ -16,16 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def load_classifier(name_or_dir: str, device: str = "cpu"):
-    """A registry name, or a folder written by save_pretrained (e.g. a run's export)."""
-    from attn_models import load
-    from attn_models.classifier.model import FashionMNISTClassifier
-    from attn_models.hub import build_and_load
-
-    if Path(name_or_dir).is_dir():
-        return build_and_load(FashionMNISTClassifier, Path(name_or_dir)).to(device).eval()
-    return load(name_or_dir, device=device)
+from attn_models.registry import load_name_or_folder
 
 
 def accuracy(model, images: np.ndarray, labels: np.ndarray) -> float:
@@ -55,7 +46,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     x, y = load_fashion_mnist("test", args.data_dir)
     argv = sys.argv[1:] if argv is None else argv
-    result = {"model": args.name, **evaluate(load_classifier(args.name, args.device), x, y),
+    result = {"model": args.name, **evaluate(load_name_or_folder(args.name, "classifier", args.device), x, y),
               "command": "python -m attn_models.classifier.evaluate " + shlex.join(argv)}
     print(json.dumps(result))
     if args.json:

@@ -3,7 +3,7 @@
     python -m attn_models.image_transformer.evaluate image-transformer-1d-fashion-mnist
     python -m attn_models.image_transformer.evaluate image-transformer-1d-fashion-mnist --limit 500   # quick check
     python -m attn_models.image_transformer.evaluate NAME --figures weights/NAME   # + sample grid and completions
-    python -m attn_models.image_transformer.evaluate NAME --path runs/NAME/export   # a run's export instead
+    python -m attn_models.image_transformer.evaluate runs/NAME/export   # a weights folder (a run's export) instead
 
 Baseline: the per-position marginal, i.e. an independent 256-way histogram for every position estimated on the
 60,000 training images (add-one smoothing), scored on the same test images.
@@ -46,7 +46,7 @@ def model_bpd(model, images: np.ndarray, labels: np.ndarray | None, batch_size: 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", help="registry name, e.g. image-transformer-1d-fashion-mnist")
+    p.add_argument("name", help="registry name (e.g. image-transformer-1d-fashion-mnist) or a weights folder")
     p.add_argument("--limit", type=int, default=None, help="first N test images only (quick checks)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default="cpu")
@@ -62,11 +62,10 @@ def main(argv=None) -> dict:
 
     from attn_models import load
     from attn_models.data import load_fashion_mnist
+    from attn_models.registry import load_name_or_folder
 
-    if args.path:
-        from attn_models.device import resolve_device
-        from attn_models.image_transformer.model import ImageTransformer
-        model = ImageTransformer.from_pretrained(args.path).to(resolve_device(args.device)).eval()
+    if Path(args.name).is_dir() or args.path:
+        model = load_name_or_folder(args.path or args.name, "image_transformer", args.device)
     else:
         model = load(args.name, device=args.device, source=args.source)
     train_x, _ = load_fashion_mnist("train", args.data_dir)

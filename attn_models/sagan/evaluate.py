@@ -26,6 +26,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from attn_models import load
 from attn_models.classifier.model import PenultimateFeatures
 from attn_models.data import CLASS_NAMES, load_fashion_mnist
+from attn_models.registry import load_name_or_folder
 
 
 def inception_style_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
@@ -113,10 +114,37 @@ class Scorer:
                 "is_score": is_mean, "is_score_std": is_std, "n": int(len(images))}
 
 
+ARM_METRICS = ("fid", "class_consistency", "is_score", "query_jsd_within_image", "query_jsd_across_images")
+
+
+def parse_arms(specs: list[str]) -> dict[str, list[str]]:
+    """["attention=a,b", "none=c,d"] -> {"attention": ["a", "b"], "none": ["c", "d"]}."""
+    arms = {}
+    for spec in specs:
+        label, sep, members = spec.partition("=")
+        if not sep or not label or not members:
+            raise SystemExit(f"--arm {spec!r}: expected LABEL=DIR[,DIR...]")
+        arms[label] = [m for m in members.split(",") if m]
+    return arms
+
+
+def summarise_arm(rows: list[dict], members: list[str]) -> dict:
+    """Mean and standard deviation (over runs) of each headline metric of an ablation arm."""
+    out: dict = {"members": members}
+    for k in ARM_METRICS:
+        values = [r[k] for r in rows if k in r]
+        if len(values) == len(rows):
+            out[k], out[k + "_std"] = float(np.mean(values)), float(np.std(values))
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", help="registry name of the GAN")
-    p.add_argument("--compare", nargs="*", default=[], help="more registry names (e.g. the no-attention ablation)")
+    p.add_argument("name", help="registry name of the GAN, or a weights folder (a run's export)")
+    p.add_argument("--compare", nargs="*", default=[], help="more names or folders (e.g. the no-attention ablation)")
+    p.add_argument("--arm", action="append", default=[], metavar="LABEL=DIR[,DIR...]",
+                   help="an ablation arm: several runs (seeds) of one setting, summarised as mean +- std; repeat "
+                        "for each arm, e.g. --arm attention=runs/sa-s0/export,runs/sa-s1/export")
     p.add_argument("--per-class", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -132,8 +160,9 @@ def main(argv=None) -> None:
     scorer = Scorer(clf, test_x)
     train_x, train_y = load_fashion_mnist("train")
     rows = {"real (Fashion-MNIST train)": scorer.score(*balanced_real(train_x, train_y, args.per_class, args.seed))}
-    for name in [args.name, *args.compare]:
-        model = load(name, device=args.device)
+    arms = parse_arms(args.arm)
+    for name in dict.fromkeys([args.name, *args.compare, *(m for members in arms.values() for m in members)]):
+        model = load_name_or_folder(name, "sagan", args.device)
         t = time.time()
         rows[name] = scorer.score(*generate_balanced(model, args.per_class, args.seed))
         rows[name]["gammas"] = model.gammas
@@ -148,14 +177,19 @@ def main(argv=None) -> None:
     result = {"command": "python -m attn_models.sagan.evaluate " + " ".join(argv if argv is not None else
                                                                        __import__("sys").argv[1:]),
               "fid_reference": "Fashion-MNIST test set (10,000), classifier penultimate features",
-              "rows": rows, "wall_s": round(time.time() - t0, 1)}
+              "rows": rows, "arms": {label: summarise_arm([rows[m] for m in members], members)
+                                     for label, members in arms.items()},
+              "wall_s": round(time.time() - t0, 1)}
+    for label, arm in result["arms"].items():
+        print(f"arm {label} ({len(arm['members'])} runs): " + ", ".join(
+            f"{k} {arm[k]:.4f} +- {arm[k + '_std']:.4f}" for k in ARM_METRICS if k in arm))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
     if args.figures:
         from attn_models.sagan.figures import draw_card_figures
 
-        draw_card_figures(load(args.name, device=args.device), Path(args.figures))
+        draw_card_figures(load_name_or_folder(args.name, "sagan", args.device), Path(args.figures))
 
 
 if __name__ == "__main__":

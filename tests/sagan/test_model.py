@@ -186,3 +186,25 @@ def test_query_dependence_tells_query_driven_from_image_driven_maps():
     assert a["ratio"] < 1e-6 < b["ratio"]
     with pytest.raises(ValueError):
         query_dependence(image_driven[:1])
+
+
+def test_ablation_arms_are_summarised_over_runs(tmp_path, fashion_mnist):
+    """`evaluate --arm LABEL=DIR,DIR`: each run scored, then mean +- std per arm (tiny models, few images)."""
+    import json
+
+    from attn_models.sagan import evaluate
+
+    for i, res in enumerate(([16], [16], [], [])):
+        torch.manual_seed(i)
+        SAGAN(ch=8, z_dim=16, attn_res=res).eval().save_pretrained(tmp_path / f"m{i}")
+    out = tmp_path / "m.json"
+    evaluate.main([str(tmp_path / "m0"), "--per-class", "3", "--query-images", "2", "--json", str(out),
+                   "--arm", f"attention={tmp_path / 'm0'},{tmp_path / 'm1'}",
+                   "--arm", f"none={tmp_path / 'm2'},{tmp_path / 'm3'}"])
+    result = json.loads(out.read_text())
+    attention, none = result["arms"]["attention"], result["arms"]["none"]
+    fids = [result["rows"][str(tmp_path / f"m{i}")]["fid"] for i in (0, 1)]
+    assert attention["fid"] == pytest.approx(np.mean(fids)) and attention["fid_std"] == pytest.approx(np.std(fids))
+    assert "query_jsd_within_image" in attention and "query_jsd_within_image" not in none
+    with pytest.raises(SystemExit):
+        evaluate.parse_arms(["no-equals-sign"])
