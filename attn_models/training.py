@@ -270,6 +270,7 @@ def _save(task: TrainTask, state: _RunState, run_dir: Path) -> None:
         shutil.rmtree(new)
     acc.wait_for_everyone()
     acc.save_state(str(new), safe_serialization=True)
+    acc.wait_for_everyone()  # every process has written its share (its RNG state file) before the folder moves
     if acc.is_main_process:
         tensors = {k: v.detach().contiguous().cpu() for k, v in task.state_tensors().items()}
         save_file(tensors, str(new / EXTRA_TENSORS))

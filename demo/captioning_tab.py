@@ -399,7 +399,7 @@ def build(device: str) -> None:
                                  elem_id="cap-gallery")
             correctness = gr.Dataframe(headers=CORRECTNESS_HEADERS, label="Attention correctness per object word",
                                        visible=False, interactive=False, elem_id="cap-correctness")
-            correctness_note = gr.Markdown(elem_id="cap-note")
+            correctness_note = gr.Markdown(label="Ground truth note", show_label=False, elem_id="cap-note")
             with gr.Accordion("Raw output (words, α maps, β)", open=False):
                 raw = gr.JSON(label="Model output")
     state = gr.State()
@@ -408,7 +408,8 @@ def build(device: str) -> None:
     outputs = [caption_out, gallery, large, animation, word_pick, correctness, correctness_note, raw, state]
 
     # preprocess=False: the handler decodes the upload itself so bad files give a clear message.
-    run_btn.click(caption, inputs, outputs, api_name="caption", preprocess=False)
+    run_btn.click(caption, inputs, outputs, api_name="caption", preprocess=False,
+                  api_description="Caption an image with Show, Attend and Tell and map where it looked for each word.")
     # Not image_in.change: the browser fires it twice when an upload replaces an image.
     gr.on([image_in.upload, image_in.clear, kind.input, beam.release, smooth.input], caption_if_image, inputs,
           outputs, preprocess=False, api_visibility="private")

@@ -218,8 +218,9 @@ def toggle_kind(kind):
 # Layout
 # ---------------------------------------------------------------------------------------------
 
-# The shipped Image Transformers' patterns (attn_models.image_transformer.model defaults).
-DEFAULTS = dict(h=28, w=28, c=1, kind="local2d", query_len=56, memory_len=112, block_h=4, block_w=14,
+# The shipped Image Transformers' patterns (attn_models.image_transformer.model defaults), as the controls and the
+# API take them: c is a Radio choice, so a string.
+DEFAULTS = dict(h=28, w=28, c="1", kind="local2d", query_len=56, memory_len=112, block_h=4, block_w=14,
                 flange_h=4, flange_w=7)
 DEFAULT_QUERY = dict(row=13, col=12, channel=0)
 
@@ -242,7 +243,8 @@ def build(device: str) -> None:
             with gr.Row():
                 h = gr.Slider(1, MAX_SIDE, value=d["h"], step=1, label="Height h")
                 w = gr.Slider(1, MAX_SIDE, value=d["w"], step=1, label="Width w")
-            c = gr.Radio([1, 3], value=d["c"], label="Channels c (each is its own position)")
+            # String choices: Gradio documents Radio choices as strings and accepts only its listed values.
+            c = gr.Radio(["1", "3"], value=d["c"], label="Channels c (each is its own position)")
             kind = gr.Radio(KIND_CHOICES, value=d["kind"], label="Attention")
             with gr.Group(visible=d["kind"] == "local1d") as group1d:
                 with gr.Row():
@@ -269,7 +271,7 @@ def build(device: str) -> None:
                 order = gr.Image(order0, label="Generation order (dark = early)", format="png", interactive=False,
                                  elem_id="explorer-order", scale=2, buttons=["fullscreen"])
             gr.HTML(fig3_legend_html("explorer-legend"))
-            summary = gr.Markdown(text0, elem_id="explorer-summary")
+            summary = gr.Markdown(text0, label="Summary", show_label=False, elem_id="explorer-summary")
     costs = gr.Dataframe(costs0, label="Cost per head (counted exactly from the pattern)", interactive=False,
                          elem_id="explorer-cost", wrap=True, column_widths=["46%", "18%", "18%", "18%"])
     with gr.Row():
@@ -286,10 +288,13 @@ def build(device: str) -> None:
     kind.change(toggle_kind, kind, [group1d, group2d], queue=False, api_visibility="private")
     gr.on([x.change for x in config] + [row.submit, col.submit, channel.submit, row.blur, col.blur, channel.blur],
           show_visibility, config + [row, col, channel], vis_outputs, api_name="explorer_visibility",
+          api_description="Which positions one query may attend under a full / local 1D / local 2D pattern (Fig. 3).",
           trigger_mode="always_last", show_progress="hidden")
     picture.select(select_query, config, vis_outputs, api_visibility="private", show_progress="hidden")
     order.select(select_query, config, vis_outputs, api_visibility="private", show_progress="hidden")
     gr.on([x.change for x in config] + [head_dim.submit, head_dim.blur], cost_table, config + [head_dim], costs,
-          api_name="explorer_cost", trigger_mode="always_last", show_progress="hidden")
+          api_name="explorer_cost", trigger_mode="always_last", show_progress="hidden",
+          api_description="Cost per head of an attention pattern next to full attention, counted exactly.")
     measure_btn.click(measure_table, config + [head_dim], measured, api_name="explorer_measure",
-                      concurrency_limit=1)
+                      concurrency_limit=1,
+                      api_description="Time the blocked local attention layer against dense masked attention here.")

@@ -19,7 +19,11 @@ from demo.render import colorize, fig3_legend_html, paint_visibility, repeat_pix
 MODEL_NAMES = {"local1d": "image-transformer-1d-fashion-mnist", "local2d": "image-transformer-2d-fashion-mnist"}
 MODEL_CHOICES = [("Local 1D attention", "local1d"), ("Local 2D attention", "local2d")]
 EACH_CLASS = -1
-CLASS_CHOICES = [("one of each class", EACH_CLASS)] + [(name, i) for i, name in enumerate(CLASS_NAMES)]
+EACH_CLASS_NAME = "one of each class"
+# String values: Gradio documents a Dropdown's choices as strings (Literal['...']) whatever their Python type, and
+# refuses any value not among them, so int values were documented as '3' and then refused as '3'. Names are what
+# the API now takes; the handlers still accept class ids (-1 to 9) from Python callers.
+CLASS_CHOICES = [(EACH_CLASS_NAME, EACH_CLASS_NAME)] + [(name, name) for name in CLASS_NAMES]
 MAX_COUNT = 16          # samples per request in the UI (the model allows more; the CPU does not)
 MAX_COMPLETIONS = 8
 SAMPLE_PX = 168         # displayed size of a 28x28 sample (6x, nearest neighbour)
@@ -58,10 +62,20 @@ def _temperature(value) -> float:
     return number("Temperature", value, 0, 10, above_lo=True)
 
 
+def class_id(cls) -> int:
+    """A class as the Dropdown sends it (a name, or "one of each class") or as Python callers give it (an id,
+    -1 for one of each class) -> the id."""
+    if cls is None or cls == EACH_CLASS_NAME:
+        return EACH_CLASS
+    if isinstance(cls, str) and not cls.strip().lstrip("-").isdigit():
+        return CLASS_NAMES.index(common.choice("Class", cls, [*CLASS_NAMES, EACH_CLASS_NAME]))
+    return whole("Class", cls, EACH_CLASS, len(CLASS_NAMES) - 1)
+
+
 def _labels(model, cls, n: int):
     if not model.class_conditional:
         return None
-    cls = whole("Class", EACH_CLASS if cls is None else cls, EACH_CLASS, len(CLASS_NAMES) - 1)
+    cls = class_id(cls)
     if cls == EACH_CLASS:
         return np.arange(n) % model.num_classes
     return np.full(n, cls)
@@ -224,7 +238,7 @@ def pick_test_image(index):
     images, labels = load_fashion_mnist("test", download=False)
     i = whole("Test image index", index, 0, len(images) - 1)
     # Shown enlarged (exactly, nearest neighbour) so it is visible; the model's preprocess undoes that losslessly.
-    return enlarge_to(np.repeat(images[i][..., None], 3, axis=-1), SAMPLE_PX), int(labels[i])
+    return enlarge_to(np.repeat(images[i][..., None], 3, axis=-1), SAMPLE_PX), CLASS_NAMES[int(labels[i])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,7 +335,7 @@ def build(device: str) -> None:
     )
     with gr.Row():
         kind = gr.Radio(MODEL_CHOICES, value="local1d", label="Model")
-        cls = gr.Dropdown(CLASS_CHOICES, value=EACH_CLASS, label="Class")
+        cls = gr.Dropdown(CLASS_CHOICES, value=EACH_CLASS_NAME, label="Class")
         temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
         seed = gr.Number(0, precision=0, minimum=0, label="Seed")
     sample_results = gr.State(None)
@@ -333,7 +347,7 @@ def build(device: str) -> None:
             sample_btn = gr.Button("Sample", variant="primary", elem_id="imt-sample-btn")
         sample_gallery = gr.Gallery(label="Samples (click one to inspect)", columns=8, height=220,
                                     format="png", elem_id="imt-samples", allow_preview=False, fit_columns=False)
-        sample_status = gr.Markdown(elem_id="imt-sample-status")
+        sample_status = gr.Markdown(label="Sampling status", show_label=False, elem_id="imt-sample-status")
     with gr.Tab("Complete"):
         with gr.Row():
             with gr.Column(scale=1):
@@ -351,7 +365,7 @@ def build(device: str) -> None:
         complete_gallery = gr.Gallery(label="Completions (click one to inspect)", columns=8, height=220,
                                       format="png", elem_id="imt-completions", allow_preview=False,
                                       fit_columns=False)
-        complete_status = gr.Markdown(elem_id="imt-complete-status")
+        complete_status = gr.Markdown(label="Completion status", show_label=False, elem_id="imt-complete-status")
     gr.Markdown("### Inspect a pixel\nClick an image in a gallery above, then click a pixel of it below.")
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
@@ -375,10 +389,12 @@ def build(device: str) -> None:
             inspect_text = gr.Markdown(elem_id="imt-inspect-text")
 
     sample_btn.click(sample, [kind, cls, temperature, seed, count], [sample_gallery, sample_status, sample_results],
-                     api_name="imt_sample", concurrency_limit=1, concurrency_id="imt")
+                     api_name="imt_sample", concurrency_limit=1, concurrency_id="imt",
+                     api_description="Sample images from an Image Transformer (streamed while they are generated).")
     complete_btn.click(complete, [kind, upload, rows, n_complete, cls, temperature, seed],
                        [complete_gallery, complete_status, complete_results], api_name="imt_complete",
-                       concurrency_limit=1, concurrency_id="imt")
+                       concurrency_limit=1, concurrency_id="imt",
+                       api_description="Keep the top rows of an image and let an Image Transformer complete the rest.")
     pick_btn.click(pick_test_image, test_index, [upload, cls], api_visibility="private")
     kind.change(rows_for_model, [kind, rows], rows, api_visibility="private")
 

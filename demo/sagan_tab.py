@@ -134,6 +134,7 @@ def sweep(class_name, seed, count, attention_off, index, fps):
 @gpu_handler
 @handler
 def interpolate(class_name, seed_a, seed_b, steps, attention_off):
+    """GIF: ``steps`` images of one class between the latents of two seeds, there and back."""
     class_name = choice("Class for the interpolation", class_name, CLASS_NAMES)
     seed_a, seed_b = whole("Seed A", seed_a, 0, MAX_SEED), whole("Seed B", seed_b, 0, MAX_SEED)
     steps = whole("Steps", steps, 2, 64)
@@ -162,7 +163,7 @@ def build(device: str) -> None:
     gen_btn = gr.Button("Generate", variant="primary", elem_id="sagan-generate")
     gallery = gr.Gallery(label="Generated images (pick one)", columns=8, height=250, allow_preview=False,
                          elem_id="sagan-gallery")
-    gammas = gr.Markdown()
+    gammas = gr.Markdown(label="Gamma of each attention layer", show_label=False)
     with gr.Row():
         selected = gr.Image(label="Selected image: click a pixel", interactive=False, height=VIEW, width=VIEW,
                             format="png", elem_id="sagan-selected")
@@ -182,6 +183,8 @@ def build(device: str) -> None:
                          elem_id="sagan-sweep")
     gr.Markdown("### Latent interpolation between two seeds (same class)")
     with gr.Row():
+        # Its own class list: "mixed" has no single class to interpolate within.
+        interp_class = gr.Dropdown(CLASS_NAMES, value=CLASS_NAMES[0], label="Class for the interpolation")
         seed_a = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed A")
         seed_b = gr.Number(value=1, precision=0, minimum=0, maximum=MAX_SEED, label="Seed B")
         steps = gr.Slider(2, 64, value=16, step=1, label="Steps")
@@ -189,10 +192,14 @@ def build(device: str) -> None:
     interp_out = gr.Image(label="Interpolation (GIF)", interactive=False, height=VIEW, width=VIEW)
 
     spec = [class_name, seed, count, attention_off]
-    gen_btn.click(generate, spec, [gallery, gammas, selected, index], api_name="sagan_generate")
-    show_btn.click(attention, [*spec, index, qy, qx], [overlay, attn_json], api_name="sagan_attention")
+    gen_btn.click(generate, spec, [gallery, gammas, selected, index], api_name="sagan_generate",
+                  api_description="Generate images of a class with the SAGAN and list each attention layer's gamma.")
+    show_btn.click(attention, [*spec, index, qy, qx], [overlay, attn_json], api_name="sagan_attention",
+                   api_description="Attention map of query pixel (y, x) of one generated image over the key grid.")
     selected.select(on_click, [*spec, index], [overlay, attn_json, qy, qx], api_name=False)
     gallery.select(on_pick, spec, [selected, index], api_name=False)
-    sweep_btn.click(sweep, [*spec, index, fps], sweep_out, api_name="sagan_sweep")
-    interp_btn.click(interpolate, [class_name, seed_a, seed_b, steps, attention_off], interp_out,
-                     api_name="sagan_interpolate")
+    sweep_btn.click(sweep, [*spec, index, fps], sweep_out, api_name="sagan_sweep",
+                    api_description="GIF of the query walking over one generated image, its attention map following.")
+    interp_btn.click(interpolate, [interp_class, seed_a, seed_b, steps, attention_off], interp_out,
+                     api_name="sagan_interpolate",
+                     api_description="GIF of a latent interpolation between two seeds of one class, there and back.")

@@ -49,14 +49,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def app_url():
-    """The full app, launched once per test session on a free local port (CPU)."""
+    """The full app, launched once per test session on a free local port (CPU), with app.py's limits."""
+    from app import launch_settings
     from demo.layout import build_app
 
     app = build_app("cpu")
     port = free_port()
-    app.queue(default_concurrency_limit=2).launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True
-    )
+    queue, launch = launch_settings()  # the served app's queue bound and upload limit ($ATTN_MAX_* apply)
+    app.queue(**queue).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                              **launch)
     yield f"http://127.0.0.1:{port}/"
     app.close()
 

@@ -119,8 +119,9 @@ def test_measure_table_times_both_layers():
 # ---------------------------------------------------------------------------------------------
 
 def args(cfg):
-    return [cfg[k] for k in ("h", "w", "c", "kind", "query_len", "memory_len", "block_h", "block_w", "flange_h",
-                             "flange_w")]
+    """The config as the API takes it: the channel count is a Radio choice, so a string."""
+    return [str(cfg[k]) if k == "c" else cfg[k] for k in ("h", "w", "c", "kind", "query_len", "memory_len",
+                                                          "block_h", "block_w", "flange_h", "flange_w")]
 
 
 @pytest.mark.e2e

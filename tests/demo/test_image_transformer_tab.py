@@ -133,7 +133,7 @@ def test_unusable_uploads_are_clear_errors(tiny_models, image, message):
 
 @pytest.mark.parametrize("change", [dict(temperature=0), dict(temperature=-1), dict(temperature=math.nan),
                                     dict(count=0), dict(count=10_000), dict(seed=-1), dict(kind="local3d"),
-                                    dict(label=10)])
+                                    dict(label=10), dict(label="jacket")])
 def test_bad_sampling_inputs_raise_gr_error(tiny_models, change):
     args = dict(kind="local1d", label=tab.EACH_CLASS, temperature=1.0, seed=0, count=1) | change
     with pytest.raises(gr.Error):
@@ -229,7 +229,7 @@ def gallery_arrays(value) -> list[np.ndarray]:
 
 @pytest.mark.e2e
 def test_imt_sample_endpoint_streams(client, tiny_models):
-    job = client.submit("local2d", tab.EACH_CLASS, 1.0, 0, 2, api_name="/imt_sample")
+    job = client.submit("local2d", tab.EACH_CLASS_NAME, 1.0, 0, 2, api_name="/imt_sample")
     final = job.result(timeout=300)
     outputs = job.outputs()
     assert len(outputs) >= 3, "expected intermediate images and the final ones"
@@ -247,7 +247,8 @@ def test_imt_complete_endpoint(client, tiny_models, tmp_path):
 
     path = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 90, (24, 24), dtype=np.uint8)).save(path)
-    gallery, status = client.predict("local1d", handle_file(str(path)), 4, 2, 3, 1.0, 0, api_name="/imt_complete")
+    gallery, status = client.predict("local1d", handle_file(str(path)), 4, 2, "dress", 1.0, 0,
+                                    api_name="/imt_complete")
     images = gallery_arrays(gallery)
     assert len(images) == 4 and "resized from 24x24" in status
     kept = is_unknown(shrink(images[0], (SIZE, SIZE)))
@@ -256,11 +257,12 @@ def test_imt_complete_endpoint(client, tiny_models, tmp_path):
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("endpoint,args", [
-    ("/imt_sample", ("local1d", 0, 0.0, 0, 1)),
-    ("/imt_sample", ("local1d", 0, 1.0, 0, 0)),
-    ("/imt_sample", ("local1d", 0, 1.0, 0, 10_000)),
-    ("/imt_complete", ("local1d", None, 4, 1, 0, 1.0, 0)),
-    ("/imt_complete", ("local1d", "BAD_IMAGE", 40, 1, 0, 1.0, 0)),
+    ("/imt_sample", ("local1d", "tshirt", 0.0, 0, 1)),
+    ("/imt_sample", ("local1d", "tshirt", 1.0, 0, 0)),
+    ("/imt_sample", ("local1d", "tshirt", 1.0, 0, 10_000)),
+    ("/imt_sample", ("local1d", 0, 1.0, 0, 1)),  # a class id: the API takes the names it documents
+    ("/imt_complete", ("local1d", None, 4, 1, "tshirt", 1.0, 0)),
+    ("/imt_complete", ("local1d", "BAD_IMAGE", 40, 1, "tshirt", 1.0, 0)),
 ])
 # (NaN cannot travel as JSON, so the client refuses it before sending; the handler's NaN check is tested
 # in-process above.)
@@ -277,5 +279,5 @@ def test_imt_bad_inputs_give_errors_and_server_keeps_serving(client, tiny_models
             client.submit(*args, api_name=endpoint).result(timeout=120)
         else:
             client.predict(*args, api_name=endpoint)
-    final = client.submit("local1d", 0, 1.0, 0, 1, api_name="/imt_sample").result(timeout=300)
+    final = client.submit("local1d", "tshirt", 1.0, 0, 1, api_name="/imt_sample").result(timeout=300)
     assert len(final[0]) == 1
