@@ -33,6 +33,9 @@ def test_export_loads_and_logs_validation(fashion_mnist, tmp_path):
 def test_two_processes(fashion_mnist, tmp_path):
     info = launch_two_processes("attn_models.classifier.train", [*TINY, "--max-steps", "3"], tmp_path / "run")
     assert info["steps"] == 3 and info["segments"][0]["num_processes"] == 2
+    # the run goes on in one process (e.g. back on a laptop): the checkpoint holds unwrapped weights
+    info = train.main(["--resume", "--max-steps", "4", "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    assert [(s["to_step"], s["num_processes"]) for s in info["segments"]] == [(3, 2), (4, 1)]
 
 
 def test_resume_with_zero_steps_exports_the_current_state(fashion_mnist, tmp_path):
