@@ -1,0 +1,131 @@
+"""What each inductive-bias model's bias buys, measured on the Fashion-MNIST test set.
+
+    python -m attn_models.inductive_bias.evaluate runs/inductive-bias-cnn/export [more names or folders] --json OUT
+
+For every model (a registry name or a weights folder):
+- ``accuracy_vs_shift``: test accuracy with the items moved 0..6 pixels off centre, up, down, left and right
+  (the mean of the four directions per distance; each direction too);
+- ``equivariance_error``: per layer and shift, ||f(shift(x)) - shift(f(x))|| / ||f(x)|| over test images, on the
+  part of the feature map that no shift or border can reach (a margin of the shift plus, for the CNN, one pixel
+  per layer, where the zero padding meets the background). The CNN's maps are pixel grids (shifts 1..6); the
+  attention nets' maps are token grids, so only shifts that move whole patches are measured there;
+- ``shuffled_accuracy``: accuracy when the centred canvas's patches (``--patch``) are randomly permuted: a net with
+  no position information cannot tell the difference.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from attn_models.inductive_bias.model import InductiveBiasNet, place
+
+MAX_SHIFT = 6
+DIRECTIONS = {"down": (1, 0), "up": (-1, 0), "right": (0, 1), "left": (0, -1)}
+
+
+def load_model(name_or_dir: str, device: str = "cpu") -> InductiveBiasNet:
+    from attn_models.hub import build_and_load
+
+    if Path(name_or_dir).is_dir():
+        return build_and_load(InductiveBiasNet, Path(name_or_dir)).to(device).eval()
+    from attn_models import load
+
+    return load(name_or_dir, device=device)
+
+
+@torch.no_grad()
+def predict(model, canvases: torch.Tensor, batch: int = 500) -> torch.Tensor:
+    dev = next(model.parameters()).device
+    return torch.cat([model(canvases[i:i + batch].to(dev)).argmax(1).cpu() for i in range(0, len(canvases), batch)])
+
+
+def accuracy_vs_shift(model, items: torch.Tensor, labels: torch.Tensor, max_shift: int = MAX_SHIFT) -> dict:
+    """{"mean": [acc at 0..max_shift], "<direction>": [...]} for items moved by s pixels in each direction."""
+    out = {d: [] for d in DIRECTIONS}
+    for s in range(max_shift + 1):
+        for d, (uy, ux) in DIRECTIONS.items():
+            out[d].append(float((predict(model, place(items, uy * s, ux * s)) == labels).float().mean()))
+    out["mean"] = [float(np.mean([out[d][s] for d in DIRECTIONS])) for s in range(max_shift + 1)]
+    return out
+
+
+def shift_map(f: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Move a (B, C, h, w) map by (dy, dx) cells, filling with zeros (only the interior is compared anyway)."""
+    return torch.roll(f, shifts=(dy, dx), dims=(2, 3))
+
+
+@torch.no_grad()
+def equivariance_error(model, items: torch.Tensor, max_shift: int = MAX_SHIFT) -> dict:
+    """{layer index: {shift: relative error}} for shifts along the diagonal (dy = dx = s)."""
+    dev = next(model.parameters()).device
+    base = place(items).to(dev)
+    f0 = model.features(base)
+    cell = 1 if model.kind == "cnn" else model.body.patch  # pixels per feature-map cell
+    out: dict[int, dict[int, float]] = {k: {} for k in range(len(f0))}
+    for s in range(1, max_shift + 1):
+        if s % cell:
+            continue  # not a whole number of tokens
+        t = s // cell
+        f1 = model.features(place(items, s, s).to(dev))
+        for k, (a, b) in enumerate(zip(f0, f1, strict=True)):
+            m = t + (k + 1 if model.kind == "cnn" else 0)  # cells a shift or the padding can reach
+            want = shift_map(a, t, t)[..., m:a.shape[2] - m, m:a.shape[3] - m]
+            got = b[..., m:b.shape[2] - m, m:b.shape[3] - m]
+            out[k][s] = float((got - want).norm() / want.norm().clamp_min(1e-12))
+    return out
+
+
+def shuffle_patches(canvases: torch.Tensor, patch: int, seed: int = 0) -> torch.Tensor:
+    """The same random permutation of the patch grid applied to every canvas."""
+    b, c, h, w = canvases.shape
+    g = h // patch
+    tiles = canvases.reshape(b, c, g, patch, g, patch).permute(0, 1, 2, 4, 3, 5).reshape(b, c, g * g, patch, patch)
+    perm = torch.from_numpy(np.random.default_rng(seed).permutation(g * g))
+    tiles = tiles[:, :, perm].reshape(b, c, g, g, patch, patch).permute(0, 1, 2, 4, 3, 5)
+    return tiles.reshape(b, c, h, w)
+
+
+def shuffled_accuracy(model, items, labels, patch: int = 4, seeds: int = 3) -> float:
+    canvases = place(items)
+    return float(np.mean([(predict(model, shuffle_patches(canvases, patch, s)) == labels).float().mean()
+                          for s in range(seeds)]))
+
+
+def evaluate(model, items: torch.Tensor, labels: torch.Tensor, equivariance_images: int = 500, patch: int = 4):
+    return {"test_accuracy": float((predict(model, place(items)) == labels).float().mean()),
+            "accuracy_vs_shift": accuracy_vs_shift(model, items, labels),
+            "equivariance_error": equivariance_error(model, items[:equivariance_images]),
+            "shuffled_accuracy": shuffled_accuracy(model, items, labels, patch),
+            "kind": model.kind, "position": model.position, "test_images": int(len(items))}
+
+
+def main(argv=None) -> dict:
+    from attn_models.data import load_fashion_mnist
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="+", help="registry names or weights folders")
+    p.add_argument("--limit", type=int, default=None, help="first N test images only (quick checks)")
+    p.add_argument("--patch", type=int, default=4, help="patch size of the shuffled-patches test")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    x, y = load_fashion_mnist("test")
+    items, labels = torch.from_numpy(x[: args.limit].copy()), torch.from_numpy(y[: args.limit].astype(np.int64))
+    argv = sys.argv[1:] if argv is None else argv
+    result = {"command": "python -m attn_models.inductive_bias.evaluate " + shlex.join(argv),
+              "models": {n: evaluate(load_model(n, args.device), items, labels, patch=args.patch)
+                         for n in args.names}}
+    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
