@@ -119,6 +119,27 @@ def weights_file(path: Path) -> Path:
     return file
 
 
+def holdout_split(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices) of ``n`` training examples: the last ``val_size`` (at most half) of a
+    fixed shuffle are held out for validation, so the test set is never used to choose anything."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(val_size, n // 2)
+    return order[: n - n_val], order[n - n_val:]
+
+
+def load_fashion_mnist_split(args: argparse.Namespace, val_seed: int):
+    """Fashion-MNIST training images and labels (the first ``args.limit`` only, for tests) split by
+    ``holdout_split``: (train images, train labels, validation images, validation labels), uint8 / int64."""
+    from attn_models.data import load_fashion_mnist
+
+    x, y = load_fashion_mnist("train", getattr(args, "data_dir", None))
+    if args.limit:
+        x, y = x[: args.limit], y[: args.limit]
+    train_idx, val_idx = holdout_split(len(x), args.val_size, val_seed)
+    y = y.astype(np.int64)
+    return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+
+
 class TrainTask:
     """What one model's training supplies. Subclasses set ``name`` and override the methods below.
 

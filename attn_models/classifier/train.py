@@ -8,7 +8,6 @@ Validation: the last ``--val-size`` images of a fixed shuffle of the *training* 
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -24,11 +23,6 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     dy, dx = torch.randint(0, 5, (2,), generator=gen).tolist()
     return F.pad(x, (2, 2, 2, 2))[..., dy:dy + 28, dx:dx + 28]
-
-
-def split(n: int, val_size: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.random.default_rng(VAL_SEED).permutation(n)
-    return order[: n - val_size], order[n - val_size:]
 
 
 class ClassifierTask(training.TrainTask):
@@ -48,16 +42,10 @@ class ClassifierTask(training.TrainTask):
         p.set_defaults(batch_size=128, lr=2e-3, max_steps=20_000, warmup_steps=300, eval_every=2000)
 
     def setup(self):
-        from attn_models.data import load_fashion_mnist
-
         a = self.args
-        x, y = load_fashion_mnist("train", a.data_dir)
-        if a.limit:
-            x, y = x[: a.limit], y[: a.limit]
-        train_idx, val_idx = split(len(x), min(a.val_size, len(x) // 2))
-        self.x = torch.from_numpy(x[train_idx].copy()).float().div(255)[:, None]  # (N, 1, 28, 28)
-        self.y = torch.from_numpy(y[train_idx].astype(np.int64))
-        self.val_x, self.val_y = x[val_idx], y[val_idx]
+        x, y, self.val_x, self.val_y = training.load_fashion_mnist_split(a, VAL_SEED)
+        self.x = torch.from_numpy(x).float().div(255)[:, None]  # (N, 1, 28, 28)
+        self.y = torch.from_numpy(y)
         self.examples_per_epoch = len(self.x)
         model = FashionMNISTClassifier(widths=a.widths, convs_per_block=a.convs_per_block, hidden=a.hidden,
                                        dropout=a.dropout)

@@ -78,9 +78,7 @@ class ImageTransformerTask(training.TrainTask):
         x, y, num_classes = load_data(a)
         if a.limit:
             x, y = x[: a.limit], y[: a.limit]
-        order = np.random.default_rng(VAL_SEED).permutation(len(x))
-        n_val = min(a.val_size, len(x) // 2)
-        train_idx, val_idx = order[: len(x) - n_val], order[len(x) - n_val:]
+        train_idx, val_idx = training.holdout_split(len(x), a.val_size, VAL_SEED)
         self.val_x, self.val_y = x[val_idx], y[val_idx]
         _, h, w, c = x.shape
         self.x = torch.from_numpy(np.ascontiguousarray(x[train_idx])).reshape(len(train_idx), -1).long()  # raster

@@ -12,7 +12,6 @@ Validation: centred items of ``--val-size`` training images held out from traini
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -48,17 +47,10 @@ class InductiveBiasTask(training.TrainTask):
         p.set_defaults(batch_size=64, lr=2e-3, max_steps=6000, warmup_steps=200, eval_every=1000)
 
     def setup(self):
-        from attn_models.data import load_fashion_mnist
-
         a = self.args
-        x, y = load_fashion_mnist("train", a.data_dir)
-        if a.limit:
-            x, y = x[: a.limit], y[: a.limit]
-        order = np.random.default_rng(VAL_SEED).permutation(len(x))
-        n_val = min(a.val_size, len(x) // 2)
-        self.x = torch.from_numpy(x[order[n_val:]].copy())  # uint8 (N, 28, 28)
-        self.y = torch.from_numpy(y[order[n_val:]].astype(np.int64))
-        self.val_x, self.val_y = torch.from_numpy(x[order[:n_val]].copy()), torch.from_numpy(y[order[:n_val]])
+        x, y, val_x, val_y = training.load_fashion_mnist_split(a, VAL_SEED)
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)  # uint8 (N, 28, 28), int64 (N,)
+        self.val_x, self.val_y = torch.from_numpy(val_x), torch.from_numpy(val_y)
         self.examples_per_epoch = len(self.x)
         model = InductiveBiasNet(kind=a.kind, widths=a.widths, d_model=a.d_model, heads=a.heads, layers=a.layers,
                                  patch=a.patch, position=a.position)
