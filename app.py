@@ -56,14 +56,17 @@ def queue_size(value) -> int:
 def launch_settings(max_upload_mb: float | None = None, max_queue: int | None = None) -> tuple[dict, dict]:
     """``(queue kwargs, launch kwargs)`` holding the app's limits: ``app.queue(**q).launch(**l, server_name=...)``.
 
-    None takes the environment variable, else the default. Raises ValueError (argparse.ArgumentTypeError) for a
-    bad value, so a typo in a Space's variables stops the start instead of serving without limits."""
+    None takes the environment variable, else the default. Raises argparse.ArgumentTypeError for a bad value, so
+    a typo in a Space's variables stops the start instead of serving without limits."""
     mb = upload_mb(os.environ.get(UPLOAD_ENV, DEFAULT_MAX_UPLOAD_MB) if max_upload_mb is None else max_upload_mb)
     size = queue_size(os.environ.get(QUEUE_ENV, DEFAULT_MAX_QUEUE) if max_queue is None else max_queue)
     queue = {"default_concurrency_limit": CONCURRENCY, "max_size": size}
     # Gradio refuses a bigger upload while it streams in (HTTP 413 "File size exceeded maximum allowed size of
-    # N bytes.") and deletes the part already written; the page checks the same limit before sending.
-    launch = {"max_file_size": round(mb * MB)}
+    # N bytes.") and deletes the part already written; the page is told the limit in its config.
+    # show_error: an exception that is not a gr.Error (Gradio's own input checks refusing a wrongly typed API
+    # value, a bug) reaches the caller as its message instead of a bare "Error"; the tabs' gr.Error messages are
+    # shown either way.
+    launch = {"max_file_size": round(mb * MB), "show_error": True}
     return queue, launch
 
 
