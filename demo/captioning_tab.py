@@ -280,6 +280,7 @@ class Result:
 
 
 CORRECTNESS_HEADERS = ["#", "word", "attention correctness", "uniform baseline"]
+NO_EXPORTS = (None,) * len(render.EXPORT_KINDS)
 NO_GROUND_TRUTH = ("Attention correctness needs the ground-truth boxes of a Fashion-Scenes image: "
                    "pick an example or a random scene to see it.")
 
@@ -304,14 +305,17 @@ def caption(image, attention="soft", beam_size=3, smooth_maps=True, device: str 
 
     if not words:
         return ("(the model produced an empty caption)", [], rgb, None, gr.update(choices=[], value=None),
-                gr.update(value=None, visible=False), "", raw, result)
+                gr.update(value=None, visible=False), "", raw, *NO_EXPORTS, result)
 
     base = display_image(rgb, VIEW_SIZE)
     labels = [word_label(words, t, betas) for t in range(len(words))]
     overlays = [word_overlay(base, alphas[t], labels[t], smooth) for t in range(len(words))]
     gallery = list(zip(overlays, labels, strict=True))
     intro = labelled(base, " ".join(words))
-    animation = render.save_animation([intro, *overlays], fps=ANIMATION_FPS, suffix=".gif")
+    # The animation shown is the export's GIF: rendered once.
+    exports = render.save_exports(render.sheet(overlays, columns=5), [intro, *overlays], ANIMATION_FPS,
+                                  {**raw, "alphas": alphas, "betas": betas})
+    animation = exports[1]
     large = enlarged_view(result, 0)
     choices = [(f"{t + 1}. {w}", t) for t, w in enumerate(words)]
 
@@ -331,7 +335,7 @@ def caption(image, attention="soft", beam_size=3, smooth_maps=True, device: str 
     else:
         table, note = gr.update(value=None, visible=False), NO_GROUND_TRUTH
     return (" ".join(words), gallery, large, animation, gr.update(choices=choices, value=0),
-            table, note, raw, result)
+            table, note, raw, *exports, result)
 
 
 @handler
@@ -340,7 +344,7 @@ def caption_if_image(image, attention, beam_size, smooth_maps, device: str | Non
     outputs when the image box is empty."""
     if image is None:
         return ("", [], None, None, gr.update(choices=[], value=None), gr.update(value=None, visible=False),
-                "", None, None)
+                "", None, *NO_EXPORTS, None)
     return caption(image, attention, beam_size, smooth_maps, device)
 
 
@@ -358,6 +362,15 @@ def enlarged_view(result: Result | None, index) -> np.ndarray | None:
 @handler
 def select_from_gallery(result: Result | None, evt: gr.SelectData):
     return enlarged_view(result, evt.index), gr.update(value=evt.index)
+
+
+ARRIVAL_EXAMPLE = -1  # the example with three items: the richest caption and correctness table
+
+
+def arrival() -> tuple:
+    """The tab's first view: an example scene with its caption, per-word maps and correctness table."""
+    path = example_paths()[ARRIVAL_EXAMPLE]
+    return (path, *caption(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,13 +413,17 @@ def build(device: str) -> None:
             correctness = gr.Dataframe(headers=CORRECTNESS_HEADERS, label="Attention correctness per object word",
                                        visible=False, interactive=False, elem_id="cap-correctness")
             correctness_note = gr.Markdown(label="Ground truth note", show_label=False, elem_id="cap-note")
+            gr.Markdown("**Download**: every word's map (PNG), the animation (GIF, MP4), words, α maps with their "
+                        "grid shape and β (NPZ, JSON)")
+            exports = common.export_buttons("cap-export")
             with gr.Accordion("Raw output (words, α maps, β)", open=False):
                 raw = gr.JSON(label="Model output")
     state = gr.State()
 
     inputs = [image_in, kind, beam, smooth]
-    outputs = [caption_out, gallery, large, animation, word_pick, correctness, correctness_note, raw, state]
+    outputs = [caption_out, gallery, large, animation, word_pick, correctness, correctness_note, raw, *exports, state]
 
+    common.on_arrival(arrival, [image_in, *outputs])
     # preprocess=False: the handler decodes the upload itself so bad files give a clear message.
     run_btn.click(caption, inputs, outputs, api_name="caption", preprocess=False,
                   api_description="Caption an image with Show, Attend and Tell and map where it looked for each word.")

@@ -7,8 +7,10 @@ raises it, so the API and the UI speak one language.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import inspect
+import logging
 import math
 import os
 import shutil
@@ -16,14 +18,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import gradio as gr
 import numpy as np
+import torch
 from PIL import Image
 
 from attn_models import load
+
+_log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------
 # Input checks. UI sliders send floats, the API sends whatever the caller typed: all are accepted when they
@@ -124,6 +130,10 @@ def user_errors(doing: str | None = None) -> Iterator[None]:
         raise gr.Error(_message(doing, str(e))) from e
     except (RuntimeError, MemoryError) as e:  # out of memory and the like: say so instead of a bare "Error"
         raise gr.Error(_message(doing, f"the computation failed ({type(e).__name__}: {e}).")) from e
+    except Exception as e:  # a bug (KeyError, TypeError, ...): words for the user, the traceback for the log
+        logging.getLogger(__name__).exception("unexpected error in a handler")
+        raise gr.Error(_message(doing, f"something went wrong in the app ({type(e).__name__}: {e}); "
+                                       "other inputs and tabs still work.")) from e
 
 
 def handler(fn: Callable) -> Callable:
@@ -189,13 +199,37 @@ def override_model(name: str, model) -> Iterator[Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Output files (animations, generated scenes). Gradio copies each file a handler returns into its own cache
-# before the next request is served, so the originals are only needed briefly: one folder per process under
-# the temp folder keeps the latest few (a direct caller may still read a path it was just given) and goes at
-# exit. Names start with a timestamp, so listing the folder gives the age order even when a forked GPU
-# worker wrote some of the files.
+# Intra-op threads. torch.set_num_threads is process-wide (PyTorch's pool size, MKL's threads), so a handler that
+# changed it for its own steps changed it for every request running at that moment, and their floats with it
+# (SAGAN attention maps differed in the 7th digit from the same call made alone, under 64 clients). The app sets
+# it once, before serving; handlers then leave it alone (see threads_pinned).
+
+_threads_pinned = False
+
+
+def pin_threads(count: int = 1) -> None:
+    """Run every request with ``count`` intra-op threads, from now on. One suits a server: requests already run
+    side by side, and the Image Transformer's hundreds of tiny sampling steps are many times slower with more."""
+    global _threads_pinned
+    torch.set_num_threads(count)
+    _threads_pinned = True
+
+
+def threads_pinned() -> bool:
+    return _threads_pinned
+
+
+# ---------------------------------------------------------------------------------------------
+# Output files (animations, exports, generated scenes). Gradio copies each file a handler returns into its own
+# cache as the request finishes, so the originals are only needed briefly: one folder per process under the temp
+# folder keeps the latest few and goes at exit. "Briefly" is a time, not a count: under load many requests
+# write files between one handler returning and Gradio copying its file (each export writes five), and deleting
+# by count alone removed files still waiting to be copied (failed answers, broken downloads under 64 clients).
+# So only files older than MIN_OUTPUT_AGE_S are deleted, the oldest first, down to KEEP_OUTPUT_FILES. Names start
+# with a timestamp, so listing the folder gives the age order even when a forked GPU worker wrote some files.
 
 KEEP_OUTPUT_FILES = 32
+MIN_OUTPUT_AGE_S = 300.0
 _outputs_lock = threading.Lock()
 _outputs_dir: str | None = None
 _outputs_owner: int | None = None  # the pid that created the folder: a forked child must not remove it
@@ -211,14 +245,51 @@ def output_folder() -> str:
         return _outputs_dir
 
 
+# Files of the results shown on arrival are served to every visitor for the life of the process, so they live in
+# a folder of their own that the rotation above never touches (remove_outputs neither: only the exit).
+_kept = threading.local()
+_kept_dir: str | None = None
+
+
+def kept_folder() -> str:
+    """This process's folder of output files kept until exit (the results shown on arrival)."""
+    global _kept_dir
+    with _outputs_lock:
+        if _kept_dir is None or not os.path.isdir(_kept_dir):
+            _kept_dir = tempfile.mkdtemp(prefix=f"attn-demo-{os.getpid()}-kept-")
+            atexit.register(shutil.rmtree, _kept_dir, True)
+        return _kept_dir
+
+
+@contextmanager
+def keep_outputs() -> Iterator[None]:
+    """Inside the block, output files of this thread go to kept_folder() and are never rotated away."""
+    folder = kept_folder()
+    previous = getattr(_kept, "folder", None)
+    _kept.folder = folder
+    try:
+        yield
+    finally:
+        _kept.folder = previous
+
+
 def output_path(suffix: str) -> str:
     """A new empty file for a handler to write, with ``suffix`` (".gif", ".png"); the oldest files beyond
-    KEEP_OUTPUT_FILES are deleted."""
+    KEEP_OUTPUT_FILES are deleted once they are MIN_OUTPUT_AGE_S old."""
+    kept = getattr(_kept, "folder", None)
+    if kept is not None:
+        fd, path = tempfile.mkstemp(suffix=suffix, dir=kept)
+        os.close(fd)
+        return path
     folder = output_folder()
     fd, path = tempfile.mkstemp(prefix=f"{time.time_ns():020d}-", suffix=suffix, dir=folder)
     os.close(fd)
+    oldest_kept = time.time_ns() - int(MIN_OUTPUT_AGE_S * 1e9)
     with _outputs_lock:
         for old in sorted(os.listdir(folder))[:-KEEP_OUTPUT_FILES]:
+            written = old.split("-", 1)[0]
+            if not written.isdigit() or int(written) > oldest_kept:
+                break  # sorted by age: every file after this one is younger still
             try:
                 os.remove(os.path.join(folder, old))
             except OSError:  # another thread or process removed it first
@@ -234,3 +305,86 @@ def remove_outputs() -> None:
         if _outputs_dir is not None and _outputs_owner == os.getpid():
             shutil.rmtree(_outputs_dir, ignore_errors=True)
         _outputs_dir = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradio 6.31 caches an image a handler returns as an array under a name made of its content's hash, and writes
+# it there in place (processing_utils.save_pil_to_cache: write_bytes). Two requests returning the same picture (a
+# popular default, every page load's results on arrival) write the same file at once, and a browser or client
+# reading it meanwhile gets a truncated file (seen under 64 clients: "peer closed connection", "cannot identify
+# image file"). Its own copy of returned files (save_file_to_cache) writes a staging file and renames it into
+# place; pictures get the same here. Remove once Gradio writes them atomically.
+
+def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    data = gr.processing_utils.encode_pil_to_bytes(img, format)
+    folder = os.path.join(cache_dir, gr.processing_utils.hash_bytes(data))
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.realpath(os.path.join(folder, f"{name}.{format}"))
+    if not os.path.exists(target):  # the same content: the file in place is complete (renamed into place)
+        fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(staging, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(staging)
+            raise
+    return target
+
+
+gr.processing_utils.save_pil_to_cache = _save_pil_to_cache_atomically
+
+
+# ---------------------------------------------------------------------------------------------
+# Results on arrival: every tab opens showing a finished example. It is computed once, in one background thread
+# started while the app is built (start-up does not wait for it; the tabs compute one after another, which keeps
+# the start light on a shared CPU), and each page load receives it.
+
+_arrivals: ThreadPoolExecutor | None = None
+ARRIVAL_WAIT = 120  # seconds a page load waits for a result still being computed (a busy CPU, a slow disk)
+
+
+def on_arrival(compute: Callable[[], tuple], outputs: list) -> None:
+    """Show ``compute()`` (one value per output component) in ``outputs`` whenever a page loads. If it fails
+    (e.g. missing weights) the tab simply opens empty and the log says why."""
+    global _arrivals
+    kept_folder()  # now, before any test or request moves the temp folder
+    with _outputs_lock:
+        if _arrivals is None:
+            _arrivals = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arrival")
+
+    def run():
+        with keep_outputs():
+            return compute()
+
+    future = _arrivals.submit(run)
+
+    def show():
+        try:
+            values = future.result(timeout=ARRIVAL_WAIT)
+        except Exception as e:  # whatever it was, the tab still opens (empty)
+            _log.warning("No result on arrival from %s: %s", getattr(compute, "__qualname__", compute), e)
+            return tuple(gr.skip() for _ in outputs)
+        return values if len(outputs) > 1 else values[0]
+
+    # triggers=None and no inputs: runs on page load only. Private: not part of the API.
+    gr.on(None, show, None, outputs, api_visibility="private", show_progress="hidden")
+
+
+# ---------------------------------------------------------------------------------------------
+# Exports: every tab offers what it shows as files, through one row of download buttons that are also outputs of
+# its API endpoints (render.save_exports writes them, in EXPORT_LABELS order).
+
+EXPORT_LABELS = ("PNG picture", "GIF animation", "MP4 animation", "NPZ numbers", "JSON numbers")
+
+
+def export_buttons(elem_prefix: str, labels: Iterable[str] = EXPORT_LABELS,
+                   values: Iterable[str | None] | None = None) -> list[gr.DownloadButton]:
+    """A row of download buttons holding ``values`` (files), else empty until a result fills them; elem_ids
+    ``<elem_prefix>-png`` etc."""
+    labels = list(labels)
+    values = list(values) if values is not None else [None] * len(labels)
+    with gr.Row():
+        return [gr.DownloadButton(label, value=value, size="sm", elem_id=f"{elem_prefix}-{label.split()[0].lower()}")
+                for label, value in zip(labels, values, strict=True)]

@@ -18,8 +18,9 @@ from attn_models.layers.local_attention import (
     generation_rank,
     visibility,
 )
+from demo import common
 from demo.common import choice, handler, position, user_errors, whole
-from demo.render import colorize, fig3_legend_html, paint_visibility, repeat_pixels
+from demo.render import FIG3_LABELS, colorize, fig3_legend_html, paint_visibility, repeat_pixels, save_exports
 
 KIND_CHOICES = [("Full (causal)", "full"), ("Local 1D", "local1d"), ("Local 2D", "local2d")]
 MAX_SIDE = 64           # image height/width the explorer accepts
@@ -140,6 +141,40 @@ def show_visibility(h, w, c, kind, query_len, memory_len, block_h, block_w, flan
     s = cell_scale(*cfg.grid)
     picture = mark_cell(paint_grid(codes, cfg.c), row, gcol, s)
     return picture, order_picture(cfg, row, gcol), describe(cfg, codes, row, col, channel), row, col, channel
+
+
+WALK_FRAMES = 16  # queries shown by the exported animation
+WALK_FPS = 4
+
+
+def walk_frames(cfg: Config, rank: np.ndarray) -> list[np.ndarray]:
+    """The exported animation: what a query may attend, for queries spread evenly over the generation order.
+    Half the on-screen cell size: encoding 560-pixel frames as GIF took seconds here."""
+    rows, cols = cfg.grid
+    s = max(2, cell_scale(rows, cols) // 2)
+    frames = []
+    for step in np.unique(np.linspace(0, cfg.n - 1, WALK_FRAMES).round().astype(int)):
+        r, gc = (int(v[0]) for v in np.nonzero(rank == step))
+        codes = visibility(cfg.h, cfg.w, cfg.c, cfg.pattern, r * cols + gc)
+        frames.append(mark_cell(draw_lines(paint_visibility(codes, s), rows, cols, cfg.c, s), r, gc, s))
+    return frames
+
+
+@handler
+def export_visibility(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h, flange_w, row, col, channel):
+    """Downloads of the visibility view: picture, queries walking the generation order, the numbers."""
+    cfg = make_config(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h, flange_w)
+    picture, *_ = show_visibility(h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h, flange_w,
+                                  row, col, channel)
+    row, col, channel = clamp_query(cfg, row, col, channel)
+    rank = generation_rank(cfg.h, cfg.w, cfg.c, cfg.pattern).numpy().reshape(cfg.grid)
+    codes = visibility(cfg.h, cfg.w, cfg.c, cfg.pattern, row * cfg.grid[1] + col * cfg.c + channel)
+    p = cfg.pattern
+    numbers = {"h": cfg.h, "w": cfg.w, "c": cfg.c, "kind": p.kind, "query_len": p.query_len,
+               "memory_len": p.memory_len, "block_h": p.block_h, "block_w": p.block_w, "flange_h": p.flange_h,
+               "flange_w": p.flange_w, "query": [row, col, channel], "grid_hw": list(cfg.grid), "visibility": codes,
+               "visibility_codes": {str(k): v for k, v in FIG3_LABELS.items()}, "generation_step": rank}
+    return save_exports(picture, walk_frames(cfg, rank), WALK_FPS, numbers)
 
 
 @handler
@@ -272,6 +307,9 @@ def build(device: str) -> None:
                                  elem_id="explorer-order", scale=2, buttons=["fullscreen"])
             gr.HTML(fig3_legend_html("explorer-legend"))
             summary = gr.Markdown(text0, label="Summary", show_label=False, elem_id="explorer-summary")
+            gr.Markdown("**Download** the picture (PNG), queries walking through the generation order (GIF, MP4), "
+                        "the pattern with its visibility codes and generation steps (NPZ, JSON)")
+            exports = common.export_buttons("explorer-export")
     costs = gr.Dataframe(costs0, label="Cost per head (counted exactly from the pattern)", interactive=False,
                          elem_id="explorer-cost", wrap=True, column_widths=["46%", "18%", "18%", "18%"])
     with gr.Row():
@@ -284,14 +322,22 @@ def build(device: str) -> None:
 
     config = [h, w, c, kind, query_len, memory_len, block_h, block_w, flange_h, flange_w]
     vis_outputs = [picture, order, summary, row, col, channel]
+    # Exports take a second (GIF and MP4 encoding), the views a few ms: the views show at once and the downloads
+    # follow, from their own endpoint (explorer_export).
+    common.on_arrival(lambda: export_visibility(**DEFAULTS, **DEFAULT_QUERY), exports)
 
     kind.change(toggle_kind, kind, [group1d, group2d], queue=False, api_visibility="private")
     gr.on([x.change for x in config] + [row.submit, col.submit, channel.submit, row.blur, col.blur, channel.blur],
           show_visibility, config + [row, col, channel], vis_outputs, api_name="explorer_visibility",
           api_description="Which positions one query may attend under a full / local 1D / local 2D pattern (Fig. 3).",
-          trigger_mode="always_last", show_progress="hidden")
-    picture.select(select_query, config, vis_outputs, api_visibility="private", show_progress="hidden")
-    order.select(select_query, config, vis_outputs, api_visibility="private", show_progress="hidden")
+          trigger_mode="always_last", show_progress="hidden").then(
+        export_visibility, config + [row, col, channel], exports, api_name="explorer_export",
+        api_description="Downloads of the visibility view: picture (PNG), animation (GIF, MP4), numbers (NPZ, JSON).",
+        trigger_mode="always_last", show_progress="hidden")
+    for view in (picture, order):
+        view.select(select_query, config, vis_outputs, api_visibility="private", show_progress="hidden").then(
+            export_visibility, config + [row, col, channel], exports, api_visibility="private",
+            show_progress="hidden")
     gr.on([x.change for x in config] + [head_dim.submit, head_dim.blur], cost_table, config + [head_dim], costs,
           api_name="explorer_cost", trigger_mode="always_last", show_progress="hidden",
           api_description="Cost per head of an attention pattern next to full attention, counted exactly.")

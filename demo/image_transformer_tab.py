@@ -14,7 +14,19 @@ from attn_models.layers.local_attention import VIS_MASKED, VIS_OUTSIDE, generati
 from demo import common
 from demo.common import handler, number, position, user_errors, whole
 from demo.gpu import gpu_handler
-from demo.render import colorize, fig3_legend_html, paint_visibility, repeat_pixels, save_animation
+from demo.render import (
+    EXPORT_KINDS,
+    FIG3_LABELS,
+    colorize,
+    fig3_legend_html,
+    paint_visibility,
+    repeat_pixels,
+    save_animation,
+    save_exports,
+    save_image,
+    save_numbers,
+    sheet,
+)
 
 MODEL_NAMES = {"local1d": "image-transformer-1d-fashion-mnist", "local2d": "image-transformer-2d-fashion-mnist"}
 MODEL_CHOICES = [("Local 1D attention", "local1d"), ("Local 2D attention", "local2d")]
@@ -41,7 +53,11 @@ def single_thread():
 
     The cached sampler makes hundreds of tiny steps; OpenMP hand-offs between threads cost far more than they
     save, worst on a busy CPU (measured here under load: sample(4) of the 28x28 local-1D model took 2.3 s with
-    one thread, 21-225 s with two). Set in the thread that runs the step (OpenMP keeps it per thread)."""
+    one thread, 21-225 s with two). Set in the thread that runs the step. In the app the count is pinned for
+    the whole process (common.pin_threads): changing it here would change it for concurrent requests too."""
+    if common.threads_pinned():
+        yield
+        return
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -163,6 +179,19 @@ def order_frames(image: np.ndarray, pattern, frames: int = ANIMATION_FRAMES, siz
 # Sample (streamed) and complete
 # ---------------------------------------------------------------------------------------------
 
+NOT_YET = (gr.skip(),) * len(EXPORT_KINDS)  # while sampling streams, the downloads keep what they hold
+
+
+def result_exports(kind: str, images: np.ndarray, labels, gallery: list, data: dict) -> list[str]:
+    """Downloads of a sampling or completion: the gallery as one picture, the generation order of the first
+    image (GIF, MP4), and the images with their labels and settings (NPZ, JSON)."""
+    m = get_model(kind)
+    names = None if labels is None else [CLASS_NAMES[int(k)] for k in labels]
+    numbers = {"model": MODEL_NAMES[kind], "image_shape": list(m.image_shape), "images": images,
+               "labels": labels, "class_names": names, **data}
+    return save_exports(sheet([np.asarray(pic) for pic, _ in gallery], columns=8),
+                        order_frames(images[0], m.pattern), 12, numbers)
+
 @gpu_handler
 @handler
 def sample(kind, label, temperature, seed, count, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
@@ -187,8 +216,11 @@ def sample(kind, label, temperature, seed, count, progress=gr.Progress()):  # no
         status = f"Generating… {k}/{total} positions ({MODEL_NAMES[kind]})" if k < total else (
             f"Done: {n} sample(s) from **{MODEL_NAMES[kind]}**, temperature {t:g}, seed {seed}. "
             "Click an image to inspect its attention.")
-        state = gr.skip() if k < total else {"kind": kind, "images": images, "labels": labels}
-        yield gallery, status, state
+        if k < total:
+            yield gallery, status, gr.skip(), *NOT_YET
+        else:
+            exports = result_exports(kind, images, labels, gallery, {"temperature": t, "seed": seed})
+            yield gallery, status, {"kind": kind, "images": images, "labels": labels}, *exports
 
 
 @gpu_handler
@@ -221,7 +253,9 @@ def complete(kind, image, rows, count, label, temperature, seed):
     # Aligned with the gallery: kept prefix, original, completions (the first two both inspect the original).
     state = {"kind": kind, "images": np.concatenate([prefix[None], prefix[None], images]),
              "labels": None if labels is None else np.concatenate([labels[:1], labels[:1], labels])}
-    return gallery, status, state
+    exports = result_exports(kind, images, labels, gallery[2:], {"original": prefix, "known": known, "rows": rows,
+                                                                 "temperature": t, "seed": seed})
+    return gallery, status, state, *exports
 
 
 @handler
@@ -288,8 +322,15 @@ def inspect(target, row, col, channel, layer, head):
             f"{which}: largest weight {shown.max():.3f} at row {top[0]}, column {top[1] // c}; weight inside "
             f"the visible window {shown[(codes != VIS_OUTSIDE) & (codes != VIS_MASKED)].sum():.3f}. "
             "Keys carry the value of the position generated just before them (the input is shifted).")
-    return (fig3_picture(image, codes), attention_picture(image, shown, row, gcol), heads_strip(image, weights),
-            text, row, col, channel)
+    fig3 = fig3_picture(image, codes)
+    picture = attention_picture(image, shown, row, gcol)
+    numbers = {"model": MODEL_NAMES[target["kind"]], "image": image, "label": target["label"],
+               "query": [row, col, channel], "layer": layer + 1, "grid_hw": list(codes.shape),
+               "attention": weights, "visibility": codes,
+               "visibility_codes": {str(k): v for k, v in FIG3_LABELS.items()}}
+    gap = np.full((fig3.shape[0], 8, 3), 255, np.uint8)
+    exports = [save_image(np.concatenate([fig3, gap, picture], axis=1)), *save_numbers(numbers)]
+    return (fig3, picture, heads_strip(image, weights), text, row, col, channel, *exports)
 
 
 @handler
@@ -306,7 +347,8 @@ def inspect_click(target, channel, layer, head, evt: gr.SelectData):
 @handler
 def animate(target):
     m, image = chosen(target)
-    return save_animation(order_frames(image, m.pattern), fps=12, suffix=".gif")
+    frames = order_frames(image, m.pattern)
+    return save_animation(frames, fps=12, suffix=".gif"), save_animation(frames, fps=12, suffix=".mp4")
 
 
 @handler
@@ -316,8 +358,33 @@ def refresh_inspect_controls(target):
         return gr.skip(), gr.skip(), gr.skip()
     m = get_model(target["kind"])
     heads = ["mean"] + [str(i) for i in range(m.num_heads)]
-    return (gr.update(maximum=m.num_layers), gr.update(choices=heads),
+    # Gradio refuses a slider whose minimum equals its maximum: a one-layer model gets 1..2, fixed at 1.
+    layers = gr.update(maximum=max(2, m.num_layers), interactive=m.num_layers > 1)
+    return (layers, gr.update(choices=heads),
             gr.update(maximum=m.image_shape[2] - 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# On arrival
+# ---------------------------------------------------------------------------------------------
+
+ARRIVAL = dict(kind="local1d", label=EACH_CLASS_NAME, temperature=1.0, seed=0, count=4)
+ARRIVAL_QUERY = dict(row=14, col=14, channel=0, layer=1, head="mean")
+
+
+def arrival() -> tuple:
+    """The tab's first view: finished samples, the first one chosen, and the Fig. 3 inspection of one of its
+    pixels (outputs as arrival_outputs in build lists them)."""
+    *_, (gallery, status, results, *exports) = sample(**ARRIVAL, progress=lambda *_a, **_k: None)
+    target = {"kind": results["kind"], "image": results["images"][0],
+              "label": None if results["labels"] is None else int(results["labels"][0])}
+    layer, head, channel_max = refresh_inspect_controls(target)
+    q = ARRIVAL_QUERY
+    fig3, attn, heads, text, row, col, channel, *inspect_exports = inspect(target, q["row"], q["col"], q["channel"],
+                                                                           q["layer"], q["head"])
+    channel_max["value"] = channel
+    return (gallery, status, results, *exports, target, layer, head, fig3, attn, heads, text, row, col, channel_max,
+            *inspect_exports)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,6 +415,7 @@ def build(device: str) -> None:
         sample_gallery = gr.Gallery(label="Samples (click one to inspect)", columns=8, height=220,
                                     format="png", elem_id="imt-samples", allow_preview=False, fit_columns=False)
         sample_status = gr.Markdown(label="Sampling status", show_label=False, elem_id="imt-sample-status")
+        sample_exports = common.export_buttons("imt-sample-export")
     with gr.Tab("Complete"):
         with gr.Row():
             with gr.Column(scale=1):
@@ -366,6 +434,7 @@ def build(device: str) -> None:
                                       format="png", elem_id="imt-completions", allow_preview=False,
                                       fit_columns=False)
         complete_status = gr.Markdown(label="Completion status", show_label=False, elem_id="imt-complete-status")
+        complete_exports = common.export_buttons("imt-complete-export")
     gr.Markdown("### Inspect a pixel\nClick an image in a gallery above, then click a pixel of it below.")
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
@@ -378,6 +447,7 @@ def build(device: str) -> None:
             anim_btn = gr.Button("Animate the generation order")
             animation = gr.Image(label="Generation order (GIF)", type="filepath", height=240,
                                  elem_id="imt-animation", interactive=False)
+            animation_mp4 = gr.DownloadButton("Generation order (MP4)", size="sm", elem_id="imt-animation-mp4")
         with gr.Column(scale=3):
             with gr.Row():
                 fig3 = gr.Image(label="Query block, memory and masked positions (click a pixel)", format="png",
@@ -387,19 +457,26 @@ def build(device: str) -> None:
             gr.HTML(fig3_legend_html("imt-legend"))
             heads_img = gr.Image(label="Every head of this layer", format="png", interactive=False, height=180)
             inspect_text = gr.Markdown(elem_id="imt-inspect-text")
+            inspect_exports = common.export_buttons("imt-inspect-export",
+                                                    [common.EXPORT_LABELS[0], *common.EXPORT_LABELS[3:]])
 
-    sample_btn.click(sample, [kind, cls, temperature, seed, count], [sample_gallery, sample_status, sample_results],
+    sample_btn.click(sample, [kind, cls, temperature, seed, count],
+                     [sample_gallery, sample_status, sample_results, *sample_exports],
                      api_name="imt_sample", concurrency_limit=1, concurrency_id="imt",
                      api_description="Sample images from an Image Transformer (streamed while they are generated).")
     complete_btn.click(complete, [kind, upload, rows, n_complete, cls, temperature, seed],
-                       [complete_gallery, complete_status, complete_results], api_name="imt_complete",
+                       [complete_gallery, complete_status, complete_results, *complete_exports],
+                       api_name="imt_complete",
                        concurrency_limit=1, concurrency_id="imt",
                        api_description="Keep the top rows of an image and let an Image Transformer complete the rest.")
     pick_btn.click(pick_test_image, test_index, [upload, cls], api_visibility="private")
     kind.change(rows_for_model, [kind, rows], rows, api_visibility="private")
 
+    common.on_arrival(arrival, [sample_gallery, sample_status, sample_results, *sample_exports, target, layer, head,
+                                fig3, attn, heads_img, inspect_text, q_row, q_col, q_channel, *inspect_exports])
+
     inspect_inputs = [target, q_row, q_col, q_channel, layer, head]
-    inspect_outputs = [fig3, attn, heads_img, inspect_text, q_row, q_col, q_channel]
+    inspect_outputs = [fig3, attn, heads_img, inspect_text, q_row, q_col, q_channel, *inspect_exports]
 
     for gallery, results in ((sample_gallery, sample_results), (complete_gallery, complete_results)):
         gallery.select(choose, results, target, api_visibility="private").then(
@@ -408,4 +485,4 @@ def build(device: str) -> None:
     fig3.select(inspect_click, [target, q_channel, layer, head], inspect_outputs, api_visibility="private")
     gr.on([layer.release, head.change, q_row.submit, q_col.submit, q_channel.submit], inspect, inspect_inputs,
           inspect_outputs, api_visibility="private", trigger_mode="always_last")
-    anim_btn.click(animate, target, animation, api_visibility="private")
+    anim_btn.click(animate, target, [animation, animation_mp4], api_visibility="private")

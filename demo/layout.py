@@ -24,6 +24,9 @@ def build_app(device: str = "auto") -> gr.Blocks:
     # Created now, in the serving process: on ZeroGPU the handlers run in forked workers, which share the
     # folder this way, and only this process's exit removes it.
     common.output_folder()
+    # Every request with one intra-op thread, set once here: a per-request change is process-wide in PyTorch and
+    # made concurrent answers differ from the same call made alone (see common.pin_threads).
+    common.pin_threads(1)
     with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as app:
         gr.Markdown(INTRO)
         with gr.Tab("Captioning", id="captioning"):

@@ -3,6 +3,7 @@ attend, markers, text, enlargements, and the image and animation files handlers 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 
 import imageio.v3 as iio
@@ -107,8 +108,72 @@ def save_animation(frames: Sequence[np.ndarray], fps: float = 2.0, suffix: str =
     if suffix == ".gif":
         iio.imwrite(path, stack, duration=1000.0 / fps, loop=0)
     else:
-        iio.imwrite(path, stack, fps=fps)
+        # H.264 in yuv420p (what every player plays) needs even sides: pad with black rather than let the
+        # writer rescale (blurring the maps' cells). Players show nothing of a one-frame video, so hold it.
+        h, w = stack.shape[1:3]
+        stack = np.pad(stack, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+        if len(stack) == 1:
+            stack = np.repeat(stack, 2, axis=0)
+        iio.imwrite(path, stack, fps=fps, codec="libx264", macro_block_size=2, pixelformat="yuv420p")
     return path
+
+
+def sheet(images: Sequence[np.ndarray], columns: int = 8, gap: int = 4) -> np.ndarray:
+    """Images (any sizes) tiled in rows of ``columns`` on white, each cell as large as the largest image."""
+    images = [to_rgb(im) for im in images]
+    cell_h, cell_w = max(im.shape[0] for im in images), max(im.shape[1] for im in images)
+    cols = min(columns, len(images))
+    rows = -(-len(images) // cols)
+    out = np.full((rows * cell_h + (rows - 1) * gap, cols * cell_w + (cols - 1) * gap, 3), 255, np.uint8)
+    for k, im in enumerate(images):
+        y, x = (k // cols) * (cell_h + gap), (k % cols) * (cell_w + gap)
+        out[y : y + im.shape[0], x : x + im.shape[1]] = im
+    return out
+
+
+def _plain(value):
+    """numpy values -> JSON's lists and numbers."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def save_numbers(data: dict) -> tuple[str, str]:
+    """``data`` (names -> arrays, lists, numbers, strings) as a new .npz and a new .json; return both paths.
+
+    The .npz holds only plain dtypes, so ``np.load(path, allow_pickle=False)`` reads it: entries that are None
+    are left out, strings become unicode arrays, and a dict becomes one entry per key (``gammas/32``)."""
+    arrays = {}
+    for name, value in data.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, v in items:
+            if v is None:
+                continue
+            array = np.asarray(v)
+            if array.dtype == object:
+                raise ValueError(f"{name} has no plain array form")
+            arrays[name if key is None else f"{name}/{key}"] = array
+    npz, js = output_path(".npz"), output_path(".json")
+    np.savez_compressed(npz, **arrays)
+    with open(js, "w") as f:
+        json.dump(_plain(data), f)
+    return npz, js
+
+
+EXPORT_KINDS = ("png", "gif", "mp4", "npz", "json")
+
+
+def save_exports(picture: np.ndarray, frames: Sequence[np.ndarray], fps: float, data: dict) -> list[str]:
+    """What a tab offers for download: the picture (PNG), the animation (GIF and MP4) and the numbers (NPZ and
+    JSON), as paths in EXPORT_KINDS order."""
+    return [save_image(picture), save_animation(frames, fps, ".gif"), save_animation(frames, fps, ".mp4"),
+            *save_numbers(data)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ depends only on (seed, k, class of k) — so the API endpoint ``sagan_attention`
 """
 from __future__ import annotations
 
+import threading
+
 import gradio as gr
 import numpy as np
 import torch
@@ -28,6 +30,7 @@ MAX_COUNT = 16
 VIEW = 256  # displayed size of the selected image (pixels); clicks come back in these coordinates
 THUMB = 96
 SWEEP_STRIDE = 2  # query-grid step of the sweep animation (16x16 grid -> 64 frames)
+WALK_FPS = 6  # the exported animation of a clicked query walking along its row
 
 
 def labels_for(class_name: str, count) -> list[int]:
@@ -78,6 +81,57 @@ def draw(image: np.ndarray, attn: np.ndarray, y: int, x: int) -> np.ndarray:
                              (y + 0.5) * scale, (x + 0.5) * scale, radius=6)
 
 
+MODEL_SAMPLE = 64  # generated images (one of each class in turn, seed 0) behind the model-level numbers
+_dependence: dict[int, tuple] = {}  # id(model) -> (model, query_dependence numbers): computed once per model
+_dependence_lock = threading.Lock()
+
+
+def model_dependence(model) -> dict:
+    """attn_models.sagan.evaluate.query_dependence over MODEL_SAMPLE images of ``model``, computed once."""
+    from attn_models.sagan.metrics import query_dependence
+
+    with _dependence_lock:
+        cached = _dependence.get(id(model))
+    if cached is not None and cached[0] is model:  # (an id can be reused by another model once one is gone)
+        return cached[1]
+    with torch.inference_mode():
+        out = model.generate([k % len(CLASS_NAMES) for k in range(MODEL_SAMPLE)], seed=0)
+    numbers = query_dependence(out.attention)
+    with _dependence_lock:
+        _dependence[id(model)] = (model, numbers)
+    return numbers
+
+
+def query_dependence_of(model, out, index: int, qy: int, qx: int) -> tuple[dict, np.ndarray]:
+    """How far the clicked query's map is from the other queries' maps of its image (Jensen-Shannon divergence,
+    bits), beside the model's numbers: two queries of one image vs one query in two images."""
+    from attn_models.sagan.metrics import js_divergence
+
+    maps = out.attention[index].astype(np.float64)  # (Q, K)
+    q = qy * out.query_hw[1] + qx
+    jsd = js_divergence(maps[q][None], np.delete(maps, q, axis=0))  # (Q - 1,)
+    m = model_dependence(model)
+    numbers = {"other_queries": len(jsd), "this_query_vs_others_mean": float(jsd.mean()),
+               "this_query_vs_others_min": float(jsd.min()), "this_query_vs_others_max": float(jsd.max()),
+               **{f"model_{k}": v for k, v in m.items()}}
+    return numbers, jsd
+
+
+@handler
+def dependence_text(info) -> str:
+    """The query-dependence numbers of an attention answer (its JSON), in words beside the map."""
+    if not info or "query_dependence" not in info:
+        return ""
+    d = info["query_dependence"]
+    return (f"**Query dependence** (Jensen-Shannon divergence in bits, 0 = same map): this query's map vs the other "
+            f"{d['other_queries']} queries' maps of this image: mean **{d['this_query_vs_others_mean']:.3f}** "
+            f"(from {d['this_query_vs_others_min']:.3f} to {d['this_query_vs_others_max']:.3f}).  \n"
+            f"The model, over {d['model_images']} generated images: two queries of one image "
+            f"**{d['model_within_image']:.3f}** ± {d['model_within_image_std']:.3f}; one query in two images "
+            f"**{d['model_across_images']:.3f}** ± {d['model_across_images_std']:.3f}. Maps that ignore their query "
+            "have the first near 0 (Cao et al. 2019).")
+
+
 def image_index(index, count) -> int:
     return whole("Image index", index, 0, whole("Number of images", count, 1, MAX_COUNT) - 1)
 
@@ -88,11 +142,24 @@ def attention(class_name, seed, count, attention_off, index, y, x):
     """Image ``index`` of the grid, query pixel (y, x) on the 32x32 image -> overlay, map as JSON."""
     index = image_index(index, count)
     y, x = whole("Query row y", y, 0, 31), whole("Query column x", x, 0, 31)
-    _, out = _generate(class_name, seed, count, attention_off, upto=index)
+    model, out = _generate(class_name, seed, count, attention_off, upto=index)
     attn, (qy, qx) = query_map(out, index, y, x)
+    dependence, jsd = query_dependence_of(model, out, index, qy, qx)
     info = {"index": index, "query_pixel": [y, x], "query_cell": [qy, qx], "query_hw": list(out.query_hw),
-            "key_hw": list(out.key_hw), "gamma": out.gamma, "attention": attn.round(6).tolist()}
-    return draw(out.images[index], attn, y, x), info
+            "key_hw": list(out.key_hw), "gamma": out.gamma, "attention": attn.round(6).tolist(),
+            "query_dependence": dependence}
+    overlay = draw(out.images[index], attn, y, x)
+    # The export's animation: the query walking along the clicked row (cheap, unlike the full sweep).
+    cell = out.images.shape[1] // out.query_hw[1]
+    walk = [draw(out.images[index], query_map(out, index, y, qx_ * cell + cell // 2)[0], y, qx_ * cell + cell // 2)
+            for qx_ in range(out.query_hw[1])]
+    data = {"class": class_name, "label": int(out.labels[index]), "seed": whole("Seed", seed, 0, MAX_SEED),
+            "index": index, "attention_off": bool(attention_off), "image": out.images[index],
+            "query_pixel": [y, x], "query_cell": [qy, qx], "query_hw": list(out.query_hw),
+            "key_hw": list(out.key_hw), "query_attention": attn, "attention": out.attention[index],
+            "gamma": out.gamma, "gammas": {f"{res}x{res}": g for res, g in model.gammas.items()},
+            "query_jsd_to_other_queries": jsd, "query_dependence": dependence}
+    return overlay, info, *render.save_exports(overlay, walk, WALK_FPS, data)
 
 
 @handler
@@ -101,8 +168,7 @@ def on_click(class_name, seed, count, attention_off, index, evt: gr.SelectData):
     if evt is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) != 2:
         raise gr.Error("Click on a pixel of the enlarged image.")
     px, py = (int(np.clip(v * 32 // VIEW, 0, 31)) for v in evt.index)
-    overlay, info = attention(class_name, seed, count, attention_off, index, py, px)
-    return overlay, info, py, px
+    return *attention(class_name, seed, count, attention_off, index, py, px), py, px
 
 
 @handler
@@ -147,6 +213,18 @@ def interpolate(class_name, seed_a, seed_b, steps, attention_off):
     return render.save_animation(frames, fps=8.0, suffix=".gif")
 
 
+ARRIVAL = dict(class_name=MIXED, seed=0, count=8, attention_off=False)
+ARRIVAL_QUERY = (16, 16)  # the centre pixel: on the item in every class
+
+
+def arrival() -> tuple:
+    """The tab's first view: a generated gallery and the attention map of the centre pixel of its first image."""
+    spec = ARRIVAL.values()
+    gallery, gammas, selected, index = generate(*spec)
+    overlay, info, *exports = attention(*spec, index, *ARRIVAL_QUERY)
+    return gallery, gammas, selected, index, overlay, info, *exports, dependence_text(info)
+
+
 def build(device: str) -> None:
     common.set_device(device)
     gr.Markdown(
@@ -156,10 +234,11 @@ def build(device: str) -> None:
         "the authors' code). The layer's output is scaled by the learnt **gamma** and added to its input; tick "
         "*gamma = 0* to see the images without what attention adds.")
     with gr.Row():
-        class_name = gr.Dropdown(CLASS_CHOICES, value=CLASS_NAMES[0], label="Class")
-        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-        count = gr.Slider(1, MAX_COUNT, value=8, step=1, label="Number of images")
-        attention_off = gr.Checkbox(value=False, label="gamma = 0 at inference (switch attention off)")
+        class_name = gr.Dropdown(CLASS_CHOICES, value=ARRIVAL["class_name"], label="Class")
+        seed = gr.Number(value=ARRIVAL["seed"], precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+        count = gr.Slider(1, MAX_COUNT, value=ARRIVAL["count"], step=1, label="Number of images")
+        attention_off = gr.Checkbox(value=ARRIVAL["attention_off"],
+                                    label="gamma = 0 at inference (switch attention off)")
     gen_btn = gr.Button("Generate", variant="primary", elem_id="sagan-generate")
     gallery = gr.Gallery(label="Generated images (pick one)", columns=8, height=250, allow_preview=False,
                          elem_id="sagan-gallery")
@@ -171,9 +250,15 @@ def build(device: str) -> None:
                            width=VIEW, format="png", elem_id="sagan-overlay")
     with gr.Row():
         index = gr.Number(value=0, precision=0, label="Selected image index", minimum=0, maximum=MAX_COUNT - 1)
-        qy = gr.Number(value=16, precision=0, minimum=0, maximum=31, label="Query row y (0-31)", elem_id="sagan-qy")
-        qx = gr.Number(value=16, precision=0, minimum=0, maximum=31, label="Query column x (0-31)", elem_id="sagan-qx")
+        qy = gr.Number(value=ARRIVAL_QUERY[0], precision=0, minimum=0, maximum=31, label="Query row y (0-31)",
+                       elem_id="sagan-qy")
+        qx = gr.Number(value=ARRIVAL_QUERY[1], precision=0, minimum=0, maximum=31, label="Query column x (0-31)",
+                       elem_id="sagan-qx")
         show_btn = gr.Button("Show attention at (y, x)")
+    gr.Markdown("**Download** the overlay (PNG), the query walking along its row (GIF, MP4), and the numbers: this "
+                "image's whole attention (queries × keys) with both grid shapes, the clicked row, gammas (NPZ, JSON)")
+    dependence = gr.Markdown(label="Query dependence", show_label=False, elem_id="sagan-dependence")
+    exports = common.export_buttons("sagan-export")
     with gr.Accordion("Attention row as numbers (key grid)", open=False):
         attn_json = gr.JSON(label="Attention row (key grid)")
     with gr.Row():
@@ -192,14 +277,20 @@ def build(device: str) -> None:
     interp_out = gr.Image(label="Interpolation (GIF)", interactive=False, height=VIEW, width=VIEW)
 
     spec = [class_name, seed, count, attention_off]
+    common.on_arrival(arrival, [gallery, gammas, selected, index, overlay, attn_json, *exports, dependence])
     gen_btn.click(generate, spec, [gallery, gammas, selected, index], api_name="sagan_generate",
                   api_description="Generate images of a class with the SAGAN and list each attention layer's gamma.")
-    show_btn.click(attention, [*spec, index, qy, qx], [overlay, attn_json], api_name="sagan_attention",
-                   api_description="Attention map of query pixel (y, x) of one generated image over the key grid.")
-    selected.select(on_click, [*spec, index], [overlay, attn_json, qy, qx], api_name=False)
+    # The numbers travel in the answer's JSON (the API's outputs are what is shown, then files); the words
+    # beside the map follow from them.
+    show_btn.click(attention, [*spec, index, qy, qx], [overlay, attn_json, *exports],
+                   api_name="sagan_attention",
+                   api_description="Attention map of query pixel (y, x) of a generated image over the key grid.").then(
+        dependence_text, attn_json, dependence, api_visibility="private")
+    selected.select(on_click, [*spec, index], [overlay, attn_json, *exports, qy, qx], api_name=False).then(
+        dependence_text, attn_json, dependence, api_visibility="private")
     gallery.select(on_pick, spec, [selected, index], api_name=False)
     sweep_btn.click(sweep, [*spec, index, fps], sweep_out, api_name="sagan_sweep",
-                    api_description="GIF of the query walking over one generated image, its attention map following.")
+                    api_description="GIF of the query walking over a generated image, its attention map following.")
     interp_btn.click(interpolate, [interp_class, seed_a, seed_b, steps, attention_off], interp_out,
                      api_name="sagan_interpolate",
                      api_description="GIF of a latent interpolation between two seeds of one class, there and back.")

@@ -148,7 +148,8 @@ def test_bad_attention_kind_is_rejected():
 # ---- the handler -----------------------------------------------------------------------------------
 
 def unpack(outputs):
-    names = ["caption", "gallery", "large", "animation", "words", "table", "note", "raw", "state"]
+    names = ["caption", "gallery", "large", "animation", "words", "table", "note", "raw", "png", "gif", "mp4", "npz",
+             "json", "state"]
     return dict(zip(names, outputs, strict=True))
 
 

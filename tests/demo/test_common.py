@@ -187,12 +187,13 @@ def write_every_kind_of_output_file(target) -> Iterator[str]:
     yield captioning_tab.caption(scene, "soft", 1, True)[3]
     yield sagan_tab.sweep("coat", 1, 2, False, 1, 10)
     yield sagan_tab.interpolate("bag", 1, 2, 3, False)
-    yield image_transformer_tab.animate(target)
+    yield from image_transformer_tab.animate(target)  # GIF and MP4
 
 
 def test_output_files_stay_few_and_go_at_cleanup(temp_folder, monkeypatch, fashion_mnist, tab_model,  # noqa: F811
                                                  tiny_models):  # noqa: F811
     monkeypatch.setattr(common, "KEEP_OUTPUT_FILES", 4)
+    monkeypatch.setattr(common, "MIN_OUTPUT_AGE_S", 0)  # every file is old enough to go
     image = tiny_models["local2d"].sample(1, labels=[1], seed=0)[0]
     target = {"kind": "local2d", "image": image, "label": 1}
     counts = []
@@ -203,6 +204,18 @@ def test_output_files_stay_few_and_go_at_cleanup(temp_folder, monkeypatch, fashi
     assert counts == [4, 4, 4, 4], f"files left after each round of 5 output files: {counts}"
     common.remove_outputs()
     assert list(temp_folder.iterdir()) == []
+
+
+def test_young_output_files_are_never_deleted(temp_folder, monkeypatch):
+    """Under load, many files are written between a handler returning its file and Gradio copying it: a file
+    younger than MIN_OUTPUT_AGE_S stays whatever the count, and older ones go, the oldest first."""
+    monkeypatch.setattr(common, "KEEP_OUTPUT_FILES", 2)
+    young = [common.output_path(".png") for _ in range(6)]
+    assert all(Path(p).is_file() for p in young)
+    monkeypatch.setattr(common, "MIN_OUTPUT_AGE_S", 0)
+    newest = common.output_path(".png")
+    left = sorted(str(p) for p in files_under(temp_folder))
+    assert left == sorted([young[-1], newest])
 
 
 def test_outputs_are_removed_when_the_process_exits(tmp_path):
@@ -220,6 +233,7 @@ def test_served_files_outlive_their_removal(client, monkeypatch):
     """Gradio copies a returned file into its cache as the handler returns, so the toolkit may delete the
     original as soon as the next file is written: every GIF still downloads whole."""
     monkeypatch.setattr(common, "KEEP_OUTPUT_FILES", 1)
+    monkeypatch.setattr(common, "MIN_OUTPUT_AGE_S", 0)
     gifs = [client.predict("bag", seed, 2, False, 0, 20, api_name="/sagan_sweep") for seed in range(3)]
     for gif in gifs:
         with Image.open(gif) as im:

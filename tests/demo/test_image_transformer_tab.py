@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from contextlib import ExitStack
+from pathlib import Path
 
 import gradio as gr
 import imageio.v3 as iio
@@ -71,17 +72,18 @@ def test_sample_streams_partial_images_then_the_samples(tiny_models, kind):
     expected = sample_fast(m, 2, labels=np.arange(2), temperature=1.0, seed=3)
     order = generation_order(SIZE, SIZE, 1, m.pattern).numpy()
     seen_before = 0
-    for gallery, status, state in steps[:-1]:
+    for gallery, status, state, *exports in steps[:-1]:
         cells = shrink(np.asarray(gallery[0][0]), (SIZE, SIZE))
         unknown = is_unknown(cells).reshape(-1)
         assert 0 < unknown.sum() < SIZE * SIZE
         generated = int((~unknown).sum())
         assert generated > seen_before and not unknown[order[:generated]].any()  # a prefix in generation order
         seen_before = generated
-        assert state is gr.skip() or isinstance(state, type(gr.skip()))
+        assert all(isinstance(x, type(gr.skip())) for x in (state, *exports))  # left as they are until done
         assert "Generating" in status
     assert torch.get_num_threads() == threads  # the one-thread setting was restored
-    gallery, status, state = steps[-1]
+    gallery, status, state, *exports = steps[-1]
+    assert len(exports) == 5 and all(Path(p).is_file() for p in exports)
     assert "Done" in status and [c for _, c in gallery] == ["tshirt", "trousers"]
     np.testing.assert_array_equal(state["images"], expected)
     for i in range(2):
@@ -94,7 +96,7 @@ def test_complete_keeps_the_prefix(tiny_models, kind):
     m = tiny_models[kind]
     rng = np.random.default_rng(0)
     image = rng.integers(0, 100, (SIZE, SIZE, 3), dtype=np.uint8)  # dark: not inverted
-    gallery, status, state = tab.complete(kind, image, 6, 3, 2, 0.8, 5)
+    gallery, status, state, *_exports = tab.complete(kind, image, 6, 3, 2, 0.8, 5)
     assert len(gallery) == 2 + 3 and "Kept" in status
     prefix = np.asarray(Image.fromarray(image).convert("L"))  # Pillow's luma conversion
     known = m.prefix_mask(6)[..., 0]
@@ -113,7 +115,7 @@ def test_complete_uses_the_models_preprocessing_and_says_what_it_changed(tiny_mo
     m = tiny_models["local1d"]
     page = np.full((40, 36, 3), 250, np.uint8)
     page[10:30, 10:26] = 20
-    _gallery, status, state = tab.complete("local1d", page, 4, 1, 0, 1.0, 0)
+    _gallery, status, state, *_exports = tab.complete("local1d", page, 4, 1, 0, 1.0, 0)
     expected, note = m.preprocess(page)
     assert "resized" in note and "inverted" in note and note in status
     np.testing.assert_array_equal(state["images"][1], expected)  # the "original" the completions start from
@@ -153,7 +155,7 @@ def test_inspect_draws_fig3_and_real_weights(tiny_models):
     m = tiny_models["local2d"]
     image = sample_fast(m, 1, labels=[4], seed=1)[0]
     target = {"kind": "local2d", "image": image, "label": 4}
-    fig3, attn, heads, text, *rcc = tab.inspect(target, 7, 8, 0, 2, "mean")
+    fig3, attn, heads, text, *rcc, _png, _npz, _json = tab.inspect(target, 7, 8, 0, 2, "mean")
     assert rcc == [7, 8, 0]
     s = tab.scale_of((SIZE, SIZE), tab.INSPECT_PX)
     assert tuple(fig3[7 * s + s // 2, 8 * s + s // 2]) == FIG3_COLORS[VIS_QUERY]  # the query, red
@@ -166,7 +168,7 @@ def test_inspect_draws_fig3_and_real_weights(tiny_models):
     assert f"at row {top[0]}, column {top[1]}" in text
     _, _, _, text0, *_ = tab.inspect(target, 7, 8, 0, 2, "0")
     assert "head 0" in text0
-    *_, row, col, channel = tab.inspect(target, 99, 5, 3, 1, "mean")  # clamped to the image
+    _, _, _, _, row, col, channel, *_ = tab.inspect(target, 99, 5, 3, 1, "mean")  # clamped to the image
     assert (row, col, channel) == (SIZE - 1, 5, 0)
     with pytest.raises(gr.Error):
         tab.inspect(target, -1, 0, 0, 1, "mean")
@@ -183,14 +185,15 @@ def test_click_on_an_rgb_image_picks_row_column_and_channel():
         target = {"kind": "local1d", "image": image, "label": 0}
         s = tab.scale_of((SIZE, SIZE * 3), tab.INSPECT_PX)
         evt = gr.SelectData(None, {"index": [(4 * 3 + 2) * s + 1, 9 * s + 1], "value": None})
-        *_, row, col, channel = tab.inspect_click(target, 0, 1, "mean", evt)
+        _, _, _, _, row, col, channel, *_ = tab.inspect_click(target, 0, 1, "mean", evt)
     assert (row, col, channel) == (9, 4, 2)
 
 
 def test_animation_reveals_in_generation_order(tiny_models, tmp_path):
     m = tiny_models["local2d"]
     image = sample_fast(m, 1, labels=[1], seed=2)[0]
-    path = tab.animate({"kind": "local2d", "image": image, "label": 1})
+    path, mp4 = tab.animate({"kind": "local2d", "image": image, "label": 1})
+    assert len(iio.imread(mp4, index=None)) == tab.ANIMATION_FRAMES + 5  # the video keeps every frame
     frames = iio.imread(path, index=None)
     # The held final frames may be merged into one longer GIF frame by the writer.
     assert tab.ANIMATION_FRAMES <= len(frames) <= tab.ANIMATION_FRAMES + 5
@@ -215,7 +218,7 @@ def test_shipped_model_samples_in_the_tab(kind):
     if not bundled(kind):
         pytest.skip(f"{tab.MODEL_NAMES[kind]} weights not bundled yet")
     with common.override_model(tab.MODEL_NAMES[kind], None):  # the registry's, even while tiny_models is active
-        *_, (gallery, status, state) = tab.sample(kind, 7, 1.0, 0, 1, progress=no_progress)
+        *_, (gallery, status, state, *_exports) = tab.sample(kind, 7, 1.0, 0, 1, progress=no_progress)
     assert state["images"].shape == (1, 28, 28, 1) and "Done" in status
 
 
@@ -247,7 +250,7 @@ def test_imt_complete_endpoint(client, tiny_models, tmp_path):
 
     path = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 90, (24, 24), dtype=np.uint8)).save(path)
-    gallery, status = client.predict("local1d", handle_file(str(path)), 4, 2, "dress", 1.0, 0,
+    gallery, status, *_exports = client.predict("local1d", handle_file(str(path)), 4, 2, "dress", 1.0, 0,
                                     api_name="/imt_complete")
     images = gallery_arrays(gallery)
     assert len(images) == 4 and "resized from 24x24" in status

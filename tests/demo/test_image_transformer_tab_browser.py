@@ -28,10 +28,13 @@ RECORD_STATUS = """() => {
 
 def test_image_transformer_tab_streams_and_inspects(page, tiny_models, tmp_path):  # noqa: F811
     open_tab(page, "Image Transformer")
+    # The tab opens with finished samples ("Done"): wait for them, then record only what this sampling shows.
+    page.wait_for_function("() => document.querySelector('#imt-sample-status').innerText.includes('Done')",
+                           timeout=120_000)
     page.get_by_label("Local 2D attention").check()
     page.evaluate(RECORD_STATUS)
     page.locator("#imt-sample-btn").click()
-    page.wait_for_function("() => document.querySelector('#imt-sample-status').innerText.includes('Done')")
+    page.wait_for_function("() => window.__statuses.some(s => s.includes('Done'))")
     statuses = page.evaluate("window.__statuses")
     assert any("Generating" in s for s in statuses), f"no intermediate state was shown: {statuses}"
     assert wait_for_images_loaded(page, "#imt-samples img", 4) == 4

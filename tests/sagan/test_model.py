@@ -161,7 +161,7 @@ def test_projection_discriminator_uses_label():
 
 
 def test_js_divergence_bounds():
-    from attn_models.sagan.evaluate import js_divergence
+    from attn_models.sagan.metrics import js_divergence
 
     p = np.array([0.5, 0.5, 0.0, 0.0])
     assert js_divergence(p, p) == pytest.approx(0.0, abs=1e-12)
@@ -171,7 +171,7 @@ def test_js_divergence_bounds():
 
 
 def test_query_dependence_tells_query_driven_from_image_driven_maps():
-    from attn_models.sagan.evaluate import query_dependence
+    from attn_models.sagan.metrics import query_dependence
 
     rng = np.random.default_rng(0)
     n, q, k = 12, 16, 9
