@@ -34,7 +34,7 @@ def test_image_transformer_tab_streams_and_inspects(page, tiny_models, tmp_path)
     page.get_by_label("Local 2D attention").check()
     page.evaluate(RECORD_STATUS)
     page.locator("#imt-sample-btn").click()
-    page.wait_for_function("() => window.__statuses.some(s => s.includes('Done'))")
+    page.wait_for_function("() => window.__statuses.some(s => s.includes('Done'))", timeout=180_000)
     statuses = page.evaluate("window.__statuses")
     assert any("Generating" in s for s in statuses), f"no intermediate state was shown: {statuses}"
     assert wait_for_images_loaded(page, "#imt-samples img", 4) == 4
