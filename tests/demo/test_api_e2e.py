@@ -68,8 +68,14 @@ def test_public_endpoints_are_listed_with_a_one_line_description_and_named_outpu
             assert not re.fullmatch(r"value_\d+", ret["label"]), f"{endpoint} has an unnamed output"
 
 
-def test_every_endpoint_accepts_its_documented_defaults_and_choices(client, api, tab_model,  # noqa: F811
+def test_every_endpoint_accepts_its_documented_defaults_and_choices(app_url, api, tab_model,  # noqa: F811
                                                                    small_image_transformers):
+    from gradio_client import Client
+
+    # This test is about the arguments each endpoint accepts; the files it returns are downloaded and checked by
+    # test_exports_e2e.py. (Once in five clean-clone CI runs a download here got HTTP 403 for an image in Gradio's
+    # cache; the cause is not found yet, see the issue note.)
+    client = Client(app_url, verbose=False, download_files=False)
     for endpoint, info in api.items():
         params = info["parameters"]
         defaults = documented_args(params)
