@@ -20,7 +20,6 @@ import shutil
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from attn_models.data import CLASS_NAMES
-from demo import captioning_tab, common, explorer_tab, sagan_tab
+from demo import captioning_tab, explorer_tab, sagan_tab
 from demo import image_transformer_tab as imt_tab
+from tests.demo.test_faults import tiny_imt_models  # noqa: F401  (fixture: tiny Image Transformers)
 from tests.demo.test_image_transformer_tab import SIZE as IMT_SIZE
-from tests.demo.test_image_transformer_tab import tiny as tiny_imt
 
 EXAMPLES = int(os.environ.get("ATTN_FUZZ_EXAMPLES", "12"))
 RANDOM = os.environ.get("ATTN_FUZZ_RANDOM") == "1"
@@ -331,12 +330,6 @@ NORMAL = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny_imt_models():
-    with ExitStack() as stack:
-        for kind, name in imt_tab.MODEL_NAMES.items():
-            stack.enter_context(common.override_model(name, tiny_imt(kind)))
-        yield
 
 
 @pytest.fixture(scope="module")
