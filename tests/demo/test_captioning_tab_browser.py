@@ -14,25 +14,36 @@ def caption_text(page) -> str:
     return page.locator("#cap-caption textarea").input_value()
 
 
-def wait_for_caption(page, old: str = "") -> str:
+def gallery_srcs(page, selector: str) -> list[str]:
+    return page.eval_on_selector_all(selector, "imgs => imgs.map(i => i.getAttribute('src'))")
+
+
+def wait_for_gallery_change(page, selector: str, old: list[str]) -> None:
+    """Wait until the gallery holds other images than ``old``, all loaded."""
     page.wait_for_function(
-        "old => { const t = document.querySelector('#cap-caption textarea'); return t && t.value && t.value !== old; }",
-        arg=old,
+        "([sel, old]) => { const imgs = [...document.querySelectorAll(sel)];"
+        " return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)"
+        " && JSON.stringify(imgs.map(i => i.getAttribute('src'))) !== JSON.stringify(old); }",
+        arg=[selector, old],
     )
-    return caption_text(page)
 
 
 def test_captioning_tab_in_the_browser(page, tab_model, tmp_path):  # noqa: F811
     open_tab(page, "Captioning")
     assert page.get_by_text("trained on").first.is_visible()  # the Fashion-Scenes notice
-    # examples are rendered as buttons holding the thumbnails; the last one has three items
+    # The tab arrives showing the last example. Pick the first one (another scene) and wait until the gallery
+    # shows its maps: clicking on the arrival's gallery while the new caption is on its way would be lost when
+    # the new results replace it (and Gradio names images by content, so an unchanged map keeps its src).
+    gallery_imgs = "#cap-gallery button img, #cap-gallery .thumbnail-item img"
+    wait_for_gallery_change(page, gallery_imgs, [])  # the arrival's maps, loaded
+    arrival_srcs = gallery_srcs(page, gallery_imgs)
     examples = page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button")
-    examples.last.click()
-    caption = wait_for_caption(page)
+    examples.first.click()
+    wait_for_gallery_change(page, gallery_imgs, arrival_srcs)
+    caption = caption_text(page)
     words = caption.split()
-    gallery = page.locator("#cap-gallery button img, #cap-gallery .thumbnail-item img")
-    gallery.first.wait_for(state="visible")
-    assert gallery.count() == len(words)
+    gallery = page.locator(gallery_imgs)
+    assert len(words) > 1 and gallery.count() == len(words)
     page.locator("#cap-animation img").wait_for(state="visible")
     note = page.locator("#cap-note").inner_text()
     assert "Ground truth known" in note
