@@ -19,7 +19,7 @@ from attn_models.device import resolve_device
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 # One name per model family, the same as its package (attn_models/<task>/), tab module and test folder.
-TASKS = ("captioning", "sagan", "image_transformer", "classifier")
+TASKS = ("captioning", "sagan", "image_transformer", "classifier", "inductive_bias")
 SOURCES = ("auto", "local", "hub")
 
 
@@ -68,6 +68,7 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+_IB = "attn_models.inductive_bias.model:InductiveBiasNet"  # one class, four configurations
 for _spec in (
     ModelSpec("sat-soft-fashion-scenes", "captioning", "attn_models.captioning.model:ShowAttendTell",
               "Show, Attend and Tell with soft attention, trained on Fashion-Scenes"),
@@ -85,6 +86,14 @@ for _spec in (
               "Image Transformer with local 2D attention, class-conditional, Fashion-MNIST"),
     ModelSpec("fashion-mnist-classifier", "classifier", "attn_models.classifier.model:FashionMNISTClassifier",
               "Small CNN classifier on Fashion-MNIST; the feature extractor for GAN metrics"),
+    ModelSpec("inductive-bias-cnn", "inductive_bias", _IB,
+              "Convolutional classifier of centred Fashion-MNIST items on a 40x40 canvas (translation equivariant)"),
+    ModelSpec("inductive-bias-attention-absolute", "inductive_bias", _IB,
+              "Self-attention classifier over 4x4 patches with learned absolute position embeddings (ViT-style)"),
+    ModelSpec("inductive-bias-attention-relative", "inductive_bias", _IB,
+              "The same self-attention classifier with a learned 2D relative position bias (Swin/T5-style)"),
+    ModelSpec("inductive-bias-attention-none", "inductive_bias", _IB,
+              "The same self-attention classifier with no position information (invariant to shuffled patches)"),
 ):
     register(_spec)
 

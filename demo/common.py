@@ -109,6 +109,53 @@ def image(value, hint: str) -> np.ndarray:
     return array
 
 
+def upload_path(value) -> str | None:
+    """The local path of an upload as Gradio passes it without preprocessing (a FileData dict), or as a plain
+    path string (direct Python calls)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value.get("path")
+    if isinstance(value, (str, os.PathLike)):
+        return str(value)
+    raise gr.Error(f"Image must be an image file, got {type(value).__name__}.")
+
+
+def read_upload(value, hint: str, draft: tuple[int, int] | None = None) -> Image.Image:
+    """Decode an uploaded file (a handler with ``preprocess=False`` gets it as a FileData dict) into a loaded PIL
+    image: its first frame, upright (EXIF), in the file's own mode; or raise gr.Error saying what is wrong with it.
+    ``draft``: JPEGs may be decoded at a reduced scale no smaller than this (big photos, fast)."""
+    from PIL import ImageOps, UnidentifiedImageError
+
+    path = upload_path(value)
+    if not path:
+        raise no_image(hint)
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        raise gr.Error("The uploaded file could not be found on the server; please upload it again.") from None
+    if size == 0:
+        raise gr.Error("The uploaded file is empty (0 bytes).")
+    try:
+        with Image.open(path) as im:  # reads the header only: the size is known before decoding
+            check_image_size(*im.size)
+            im.seek(0)  # first frame of animations and multi-page files
+            if draft:
+                im.draft(im.mode if im.mode in ("L", "RGB") else "RGB", draft)
+            out = ImageOps.exif_transpose(im)
+            out.load()
+            return out
+    except gr.Error:
+        raise
+    except Image.DecompressionBombError:
+        raise gr.Error(f"The image is too large (over {MAX_PIXELS // 1_000_000} megapixels); "
+                       "please downscale it.") from None
+    except UnidentifiedImageError:
+        raise gr.Error("This file is not an image format Pillow can read (try PNG or JPEG).") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+        raise gr.Error(f"The image file is damaged or truncated and could not be decoded ({e}).") from None
+
+
 # ---------------------------------------------------------------------------------------------
 # Errors. The library refuses bad inputs and missing weights with ValueError and fails with RuntimeError
 # (out of memory), OSError (a file) or MemoryError; users get a gr.Error saying so instead of a bare "Error".

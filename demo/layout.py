@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo import captioning_tab, common, explorer_tab, image_transformer_tab, sagan_tab
+from demo import captioning_tab, common, explorer_tab, image_transformer_tab, inductive_bias_tab, sagan_tab
 
 TITLE = "Attention in vision models"
 INTRO = (
     "# Attention in vision models\n"
     "See where three classic models look: **Show, Attend and Tell** (Xu et al. 2015) captioning with soft and "
     "hard attention, the **Self-Attention GAN** (Zhang et al. 2019), and the **Image Transformer** "
-    "(Parmar et al. 2018) with local 1D and 2D attention. Every map shown is computed from the model's "
-    "real activations."
+    "(Parmar et al. 2018) with local 1D and 2D attention; what local attention costs, and which inductive "
+    "biases (translation equivariance, relative position) a vision model gets from convolution or attention. "
+    "Every map shown is computed from the model's real activations."
 )
 
 
@@ -37,4 +38,6 @@ def build_app(device: str = "auto") -> gr.Blocks:
             image_transformer_tab.build(device)
         with gr.Tab("Attention explorer", id="explorer"):
             explorer_tab.build(device)
+        with gr.Tab("Inductive biases", id="inductive-biases"):
+            inductive_bias_tab.build(device)
     return app

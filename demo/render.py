@@ -131,6 +131,29 @@ def sheet(images: Sequence[np.ndarray], columns: int = 8, gap: int = 4) -> np.nd
     return out
 
 
+def text_cell(text: str, height: int, width: int, font_size: int = 14) -> np.ndarray:
+    """``text`` (lines split on newlines) in dark grey on white, centred in a height x width cell."""
+    pil = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(pil)
+    font = text_font(font_size)
+    box = draw.multiline_textbbox((0, 0), text, font=font, align="center")
+    x, y = (width - (box[2] - box[0])) / 2 - box[0], (height - (box[3] - box[1])) / 2 - box[1]
+    draw.multiline_text((x, y), text, fill=(40, 40, 40), font=font, align="center")
+    return np.asarray(pil)
+
+
+def labelled_sheet(cells: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str], col_labels: Sequence[str],
+                   label_width: int = 150, header: int = 40, gap: int = 4) -> np.ndarray:
+    """A table of same-size pictures with a title over each column and a label left of each row (on white)."""
+    cell_h, cell_w = to_rgb(cells[0][0]).shape[:2]
+    rows = [[text_cell("", header, label_width), *(text_cell(t, header, cell_w) for t in col_labels)]]
+    rows += [[text_cell(label, cell_h, label_width), *row] for label, row in zip(row_labels, cells, strict=True)]
+    lines = [np.concatenate(sum(([to_rgb(c), np.full((c.shape[0], gap, 3), 255, np.uint8)] for c in row), [])[:-1],
+                            axis=1) for row in rows]
+    width = lines[0].shape[1]
+    return np.concatenate(sum(([ln, np.full((gap, width, 3), 255, np.uint8)] for ln in lines), [])[:-1], axis=0)
+
+
 def _plain(value):
     """numpy values -> JSON's lists and numbers."""
     if isinstance(value, np.ndarray):

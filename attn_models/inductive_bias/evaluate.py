@@ -7,10 +7,15 @@ For every model (a registry name or a weights folder):
   (the mean of the four directions per distance; each direction too);
 - ``equivariance_error``: per layer and shift, ||f(shift(x)) - shift(f(x))|| / ||f(x)|| over test images, on the
   part of the feature map that no shift or border can reach (a margin of the shift plus, for the CNN, one pixel
-  per layer, where the zero padding meets the background). The CNN's maps are pixel grids (shifts 1..6); the
-  attention nets' maps are token grids, so only shifts that move whole patches are measured there;
+  per layer, where the zero padding meets the background), for shifts of 1..6 pixels. Maps are compared at
+  canvas resolution: the attention nets' token grids are spread over their patches, so only shifts by whole
+  patches (4 px) can move their tokens; other shifts change what every patch holds;
 - ``shuffled_accuracy``: accuracy when the centred canvas's patches (``--patch``) are randomly permuted: a net with
   no position information cannot tell the difference.
+
+``--image-transformer NAME`` (repeatable) adds ``image_transformer_bits_per_dim_vs_shift``: the Image Transformer's
+bits/dim of test images moved 0..6 pixels (mean of the four directions; it learned absolute positions), on the
+first ``--it-images`` test images.
 """
 from __future__ import annotations
 
@@ -24,19 +29,19 @@ import numpy as np
 import torch
 
 from attn_models.inductive_bias.model import InductiveBiasNet, place
-
-MAX_SHIFT = 6
-DIRECTIONS = {"down": (1, 0), "up": (-1, 0), "right": (0, 1), "left": (0, -1)}
+from attn_models.inductive_bias.shift import (
+    DIRECTIONS,
+    MAX_SHIFT,
+    bits_per_dim_vs_shift,
+    pixel_features,
+    shift_map,
+)
 
 
 def load_model(name_or_dir: str, device: str = "cpu") -> InductiveBiasNet:
-    from attn_models.hub import build_and_load
+    from attn_models.registry import load_name_or_folder
 
-    if Path(name_or_dir).is_dir():
-        return build_and_load(InductiveBiasNet, Path(name_or_dir)).to(device).eval()
-    from attn_models import load
-
-    return load(name_or_dir, device=device)
+    return load_name_or_folder(name_or_dir, "inductive_bias", device)
 
 
 @torch.no_grad()
@@ -55,27 +60,18 @@ def accuracy_vs_shift(model, items: torch.Tensor, labels: torch.Tensor, max_shif
     return out
 
 
-def shift_map(f: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Move a (B, C, h, w) map by (dy, dx) cells, filling with zeros (only the interior is compared anyway)."""
-    return torch.roll(f, shifts=(dy, dx), dims=(2, 3))
-
-
 @torch.no_grad()
 def equivariance_error(model, items: torch.Tensor, max_shift: int = MAX_SHIFT) -> dict:
-    """{layer index: {shift: relative error}} for shifts along the diagonal (dy = dx = s)."""
+    """{layer index: {shift: relative error}} for shifts along the diagonal (dy = dx = s), s = 1..max_shift, every
+    layer's map compared at canvas resolution (``shift.pixel_features``), away from the borders."""
     dev = next(model.parameters()).device
-    base = place(items).to(dev)
-    f0 = model.features(base)
-    cell = 1 if model.kind == "cnn" else model.body.patch  # pixels per feature-map cell
+    f0 = pixel_features(model, place(items).to(dev))
     out: dict[int, dict[int, float]] = {k: {} for k in range(len(f0))}
     for s in range(1, max_shift + 1):
-        if s % cell:
-            continue  # not a whole number of tokens
-        t = s // cell
-        f1 = model.features(place(items, s, s).to(dev))
+        f1 = pixel_features(model, place(items, s, s).to(dev))
         for k, (a, b) in enumerate(zip(f0, f1, strict=True)):
-            m = t + (k + 1 if model.kind == "cnn" else 0)  # cells a shift or the padding can reach
-            want = shift_map(a, t, t)[..., m:a.shape[2] - m, m:a.shape[3] - m]
+            m = s + (k + 1 if model.kind == "cnn" else 0)  # pixels a shift or the CNN's padding can reach
+            want = shift_map(a, s, s)[..., m:a.shape[2] - m, m:a.shape[3] - m]
             got = b[..., m:b.shape[2] - m, m:b.shape[3] - m]
             out[k][s] = float((got - want).norm() / want.norm().clamp_min(1e-12))
     return out
@@ -98,11 +94,18 @@ def shuffled_accuracy(model, items, labels, patch: int = 4, seeds: int = 3) -> f
 
 
 def evaluate(model, items: torch.Tensor, labels: torch.Tensor, equivariance_images: int = 500, patch: int = 4):
+    shift_curve = accuracy_vs_shift(model, items, labels)
+    equivariance = equivariance_error(model, items[:equivariance_images])
+    last = equivariance[len(equivariance) - 1]
     return {"test_accuracy": float((predict(model, place(items)) == labels).float().mean()),
-            "accuracy_vs_shift": accuracy_vs_shift(model, items, labels),
-            "equivariance_error": equivariance_error(model, items[:equivariance_images]),
+            "accuracy_vs_shift": shift_curve,
+            "equivariance_error": equivariance,
             "shuffled_accuracy": shuffled_accuracy(model, items, labels, patch),
-            "kind": model.kind, "position": model.position, "test_images": int(len(items))}
+            # flat views of the above for the model card's table
+            "accuracy_at_shift": {str(s): a for s, a in enumerate(shift_curve["mean"])},
+            "last_layer_equivariance_error": {str(s): e for s, e in last.items()},
+            "kind": model.kind, "position": model.position, "test_images": int(len(items)),
+            "equivariance_images": int(min(equivariance_images, len(items)))}
 
 
 def main(argv=None) -> dict:
@@ -113,6 +116,9 @@ def main(argv=None) -> dict:
     p.add_argument("--limit", type=int, default=None, help="first N test images only (quick checks)")
     p.add_argument("--patch", type=int, default=4, help="patch size of the shuffled-patches test")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--image-transformer", action="append", default=[], metavar="NAME",
+                   help="also measure this Image Transformer's bits/dim against shift (registry name or folder)")
+    p.add_argument("--it-images", type=int, default=200, help="test images for the Image Transformer curve")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     x, y = load_fashion_mnist("test")
@@ -121,6 +127,14 @@ def main(argv=None) -> dict:
     result = {"command": "python -m attn_models.inductive_bias.evaluate " + shlex.join(argv),
               "models": {n: evaluate(load_model(n, args.device), items, labels, patch=args.patch)
                          for n in args.names}}
+    if args.image_transformer:
+        from attn_models.registry import load_name_or_folder
+
+        n = args.it_images
+        result["image_transformer_bits_per_dim_vs_shift"] = {
+            name: {**bits_per_dim_vs_shift(load_name_or_folder(name, "image_transformer", args.device),
+                                           x[:n], y[:n].astype(np.int64)), "test_images": int(len(x[:n]))}
+            for name in args.image_transformer}
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

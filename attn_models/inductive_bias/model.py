@@ -16,6 +16,7 @@ nets' equivariance is measured at token shifts.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
@@ -132,9 +133,25 @@ class InductiveBiasNet(nn.Module, PyTorchModelHubMixin):
         self.kind, self.position = kind, position if kind == "attention" else None
         self.head = nn.Linear(width, num_classes)
 
+    @property
+    def num_layers(self) -> int:
+        """How many maps ``features`` returns."""
+        return len(self.body.convs) if self.kind == "cnn" else len(self.body.blocks)
+
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """One (B, C, h, w) map per layer: conv outputs (40x40) or token grids (40/patch squared)."""
         return self.body.features(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)[-1].mean(dim=(2, 3)))
+
+    @torch.no_grad()
+    def predict_proba(self, items, dy: int = 0, dx: int = 0) -> np.ndarray:
+        """uint8 items (N, 28, 28) or (N, 28, 28, 1), placed on the canvas and moved by (dy, dx) -> (N, 10)."""
+        items = torch.as_tensor(np.asarray(items))
+        if items.ndim == 4 and items.shape[-1] == 1:
+            items = items[..., 0]
+        if items.ndim != 3 or tuple(items.shape[1:]) != (ITEM, ITEM):
+            raise ValueError(f"items must be (N, {ITEM}, {ITEM}) or (N, {ITEM}, {ITEM}, 1), got {tuple(items.shape)}")
+        dev = next(self.parameters()).device
+        return torch.softmax(self(place(items, dy, dx).to(dev)), dim=1).cpu().numpy()

@@ -1,0 +1,43 @@
+"""Inductive biases tab end to end: the launched app's ``bias_shift`` endpoint through gradio_client gives the
+tab's numbers for an upload, names the field of a bad input, and keeps serving."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from demo import inductive_bias_tab as tab
+from tests.demo.test_inductive_bias_tab import bias_models, item  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bias_shift_through_the_api(client, bias_models, tmp_path):  # noqa: F811
+    path = tmp_path / "item.png"
+    Image.fromarray(item(4)).save(path)
+    sheet, table, words, info, png, gif, mp4, npz, js = client.predict(
+        handle_file(str(path)), 0, -1, 3, 3, api_name="/bias_shift")
+    direct = tab.bias_shift(np.asarray(Image.open(path)), 0, -1, 3, 3)[3]
+    assert info["shift"] == [-1, 3] and info["source"] == "your upload"
+    for label in tab.MODELS:
+        assert info["models"][label]["relative_equivariance_error"] == pytest.approx(
+            direct["models"][label]["relative_equivariance_error"], rel=1e-5)
+    assert [row[0] for row in table["data"]] == list(tab.MODELS)
+    assert Image.open(sheet).size[0] > 6 * tab.CELL and "Shift (-1, +3)" in words
+    assert all(isinstance(f, str) for f in (png, gif, mp4, npz, js))
+
+
+@pytest.mark.parametrize("args, message", [
+    ((None, 0, 9, 0, 3), "Shift down (dy) must be a whole number between -6 and 6"),
+    ((None, 0, 0, 0, 4), "Layer must be a whole number between 1 and 3"),
+])
+def test_bad_input_is_named_and_the_server_keeps_serving(client, bias_models, args, message, tmp_path):  # noqa: F811
+    with pytest.raises(AppError) as e:
+        client.predict(*args, api_name="/bias_shift")
+    assert message in str(e.value)
+    path = tmp_path / "item.png"
+    Image.fromarray(item(5)).save(path)
+    ok = client.predict(handle_file(str(path)), 0, 1, 1, 1, api_name="/bias_shift")
+    assert ok[3]["shift"] == [1, 1]
