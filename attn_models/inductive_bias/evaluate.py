@@ -120,6 +120,9 @@ def main(argv=None) -> dict:
                    help="also measure this Image Transformer's bits/dim against shift (registry name or folder)")
     p.add_argument("--it-images", type=int, default=200, help="test images for the Image Transformer curve")
     p.add_argument("--json", default=None)
+    p.add_argument("--store", action="store_true",
+                   help="also write each registry model's entry to weights/<name>/metrics.json and each Image "
+                        "Transformer's curve to weights/<name>/shift_bpd.json (what the app's tab shows)")
     args = p.parse_args(argv)
     x, y = load_fashion_mnist("test")
     items, labels = torch.from_numpy(x[: args.limit].copy()), torch.from_numpy(y[: args.limit].astype(np.int64))
@@ -138,7 +141,24 @@ def main(argv=None) -> dict:
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
+    if args.store:
+        store(result)
     return result
+
+
+def store(result: dict) -> list[Path]:
+    """Each registry model's numbers beside its weights (``metrics.json``; ``shift_bpd.json`` for the Image
+    Transformers), with the command that measured them. Folders given by path are left alone."""
+    from attn_models.registry import get_spec, list_models
+
+    written = []
+    for key, file in (("models", "metrics.json"), ("image_transformer_bits_per_dim_vs_shift", "shift_bpd.json")):
+        for name, numbers in result.get(key, {}).items():
+            if name in list_models():
+                path = get_spec(name).local_dir / file
+                path.write_text(json.dumps({"command": result["command"], **numbers}, indent=1))
+                written.append(path)
+    return written
 
 
 if __name__ == "__main__":

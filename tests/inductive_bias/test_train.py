@@ -27,3 +27,41 @@ def test_run_names_export_and_evaluate(fashion_mnist, tmp_path, monkeypatch):
     assert m["kind"] == "attention" and m["position"] == "none" and len(m["accuracy_vs_shift"]["mean"]) == 7
     assert json.loads((tmp_path / "m.json").read_text())["command"].startswith(
         "python -m attn_models.inductive_bias.evaluate w")
+
+
+def test_store_writes_what_the_tab_reads_beside_registry_weights(fashion_mnist, tmp_path, monkeypatch):
+    from attn_models import registry
+
+    name = "inductive-bias-attention-none"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(registry, "WEIGHTS_ROOT", tmp_path / "weights")
+    registry.clear_cache(name)
+    train.main([*TINY, "--kind", "attention", "--position", "none", "--max-steps", "1", "--no-progress",
+                "--export", f"weights/{name}"])
+    try:
+        out = evaluate.main([name, "--limit", "20", "--store"])
+    finally:
+        registry.clear_cache(name)
+    stored = json.loads((tmp_path / "weights" / name / "metrics.json").read_text())
+    assert stored["command"] == out["command"] and stored["test_accuracy"] == out["models"][name]["test_accuracy"]
+    assert len(stored["accuracy_vs_shift"]["mean"]) == 7 and set(stored["equivariance_error"]["0"]) == {
+        str(s) for s in range(1, 7)}
+
+
+def test_bits_per_dim_against_shift_scores_the_moved_images():
+    """Each point is the model's score of the images moved by s pixels; the share of ink moved out is reported."""
+    import numpy as np
+
+    from attn_models.inductive_bias.shift import bits_per_dim_vs_shift, shift_images
+
+    class MeanIntensity:  # a stand-in "model" whose bits/dim is the images' mean intensity
+        def bits_per_dim(self, images, labels=None):
+            return float(images.mean())
+
+    images = np.zeros((2, 28, 28), np.uint8)
+    images[:, 0:3, 10:14] = 200  # ink along the top edge: an upward shift pushes it out
+    curve = bits_per_dim_vs_shift(MeanIntensity(), images, np.zeros(2, np.int64), max_shift=3)
+    assert curve["down"][1] == pytest.approx(images.mean())  # nothing leaves going down by 1
+    assert curve["up"][1] == pytest.approx(shift_images(images[..., None], -1, 0).mean())
+    assert curve["up"][3] == 0.0 and curve["ink_lost"][0] == 0.0 and curve["ink_lost"][3] == pytest.approx(0.25)
+    assert curve["mean"][2] == pytest.approx(np.mean([curve[d][2] for d in ("up", "down", "left", "right")]))
