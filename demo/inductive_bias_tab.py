@@ -19,7 +19,7 @@ from PIL import Image
 
 from attn_models.data import CLASS_NAMES
 from attn_models.data.images import to_fashion_mnist_style
-from attn_models.inductive_bias.model import place
+from attn_models.inductive_bias.model import CANVAS, place
 from attn_models.inductive_bias.shift import MAX_SHIFT, compare, shift_map
 from attn_models.registry import get_spec
 from demo import common, render
@@ -101,19 +101,30 @@ def comparisons(item: np.ndarray, dy: int, dx: int, layer: int) -> dict:
     return out
 
 
+GREY = np.array([150, 150, 150], np.uint8)  # pixels a map has no value for, or left out of the comparison
+
+
+def _painted(values: np.ndarray, cmap: str, vmax: float, known: np.ndarray | None = None) -> np.ndarray:
+    rgb = render.colorize(values, cmap, vmax=vmax)
+    if known is not None:
+        rgb[~known] = GREY
+    return render.enlarge(rgb, CELL)
+
+
 def picture(item: np.ndarray, dy: int, dx: int, results: dict) -> np.ndarray:
     """Rows: models. Columns: the two canvases, their feature maps, the centred map shifted (what an equivariant
-    model gives), and the error map. Maps share one colour scale per row; errors one scale for all rows."""
+    model gives; grey where the shift brings in nothing known), and the error map (grey outside the pixels compared:
+    the shift's and the CNN padding's reach). Maps share one colour scale per row; errors one scale for all rows."""
     canvases = [place(torch.from_numpy(item)[None], *s)[0, 0].numpy() for s in ((0, 0), (dy, dx))]
     inputs = [render.enlarge((c * 255).round().astype(np.uint8), CELL) for c in canvases]
-    err_top = max(max(float(r.error.max()) for r, _ in results.values()), 1e-6)
+    err_top = max(max(float(r.error[r.compared].max(initial=0.0)) for r, _ in results.values()), 1e-6)
+    arrived = shift_map(torch.ones(1, CANVAS, CANVAS), dy, dx)[0].numpy() > 0  # pixels shift f(x) has a value for
     cells, labels = [], []
     for label, (r, used) in results.items():
         moved = shift_map(torch.from_numpy(r.energy[0]), dy, dx).numpy()
         top = max(float(r.energy.max()), 1e-6)
-        maps = [render.enlarge(render.colorize(m, "viridis", vmax=top), CELL)
-                for m in (r.energy[0], r.energy[1], moved)]
-        cells.append([*inputs, *maps, render.enlarge(render.colorize(r.error, "inferno", vmax=err_top), CELL)])
+        cells.append([*inputs, _painted(r.energy[0], "viridis", top), _painted(r.energy[1], "viridis", top),
+                      _painted(moved, "viridis", top, arrived), _painted(r.error, "inferno", err_top, r.compared)])
         labels.append(f"{label.replace(', ', chr(10))}\nlayer {used}\nerror {r.relative_error:.3f}")
     cols = ["centred x", f"shifted ({dy:+d}, {dx:+d})", "f(x)", "f(shift x)", "shift f(x)", "|f(shift x) − shift f(x)|"]
     return render.labelled_sheet(cells, labels, cols)

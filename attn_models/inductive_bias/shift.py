@@ -53,6 +53,14 @@ class ShiftComparison:
     relative_error: float  # ||f(shift x) - shift(f(x))|| / ||shift(f(x))|| away from the borders
     margin: int  # pixels left out at each border for relative_error (the shift and the CNN's padding reach)
 
+    @property
+    def compared(self) -> np.ndarray:
+        """bool (40, 40): the pixels behind ``relative_error`` (outside them the error map is not a fair test)."""
+        inside = np.zeros(self.error.shape, bool)
+        m = self.margin
+        inside[m:inside.shape[0] - m, m:inside.shape[1] - m] = True
+        return inside
+
 
 @torch.no_grad()
 def compare(model: InductiveBiasNet, item: np.ndarray | torch.Tensor, dy: int, dx: int,
