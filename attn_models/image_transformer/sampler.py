@@ -122,7 +122,11 @@ class CachedSampler:
     def stream(self, n, labels, temperature, seed, prefix, known, every, trace: list | None = None):
         """Yield (images, done) as ``ImageTransformer.sample_stream`` documents, from arguments already checked
         by ``ImageTransformer.check_sampling_args``. ``trace``, if a list, receives the (n, 256)
-        log-probabilities (before temperature) of every step, for tests."""
+        log-probabilities (before temperature) of every step, for tests.
+
+        ``known`` may be any mask here, not only a prefix in generation order (``completion.complete`` relies on
+        it): where it is set the step writes ``prefix`` instead of its draw, and every later step reads that
+        value through the shifted input and the cache, as it would read a sampled one."""
         m, dev = self.m, self.m.device
         H, W, C = m.image_shape
         N = m.num_positions

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = ["caption", "sagan_generate", "sagan_attention", "sagan_sweep", "sagan_interpolate", "imt_sample",
-          "imt_complete", "explorer_visibility", "explorer_export", "explorer_cost", "explorer_measure"]
+          "imt_complete", "imt_complete_mask", "explorer_visibility", "explorer_export", "explorer_cost",
+          "explorer_measure", "bias_shift"]
 
 
 @pytest.fixture(scope="module")

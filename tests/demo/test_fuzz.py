@@ -35,8 +35,10 @@ from PIL import Image
 from attn_models.data import CLASS_NAMES
 from demo import captioning_tab, explorer_tab, sagan_tab
 from demo import image_transformer_tab as imt_tab
+from demo import inductive_bias_tab as bias_tab
 from tests.demo.test_faults import tiny_imt_models  # noqa: F401  (fixture: tiny Image Transformers)
 from tests.demo.test_image_transformer_tab import SIZE as IMT_SIZE
+from tests.demo.test_image_transformer_views_e2e import drawings
 
 EXAMPLES = int(os.environ.get("ATTN_FUZZ_EXAMPLES", "12"))
 RANDOM = os.environ.get("ATTN_FUZZ_RANDOM") == "1"
@@ -245,6 +247,20 @@ def check_imt(out):
     extra_files(out[3:])
 
 
+def check_imt_mask(out):
+    gallery, status, unseen, table, raw, state = out[:6]
+    assert isinstance(status, str) and is_picture(unseen) and all(is_picture(img) for img, _ in gallery)
+    assert len(gallery) == len(state["images"]) == 2 + len(raw["images"])
+    extra_files(out[6:])
+
+
+def check_bias_shift(out):
+    sheet, table, words, info = out[:4]
+    assert is_picture(sheet) and len(table) == len(bias_tab.MODELS) and isinstance(words, str)
+    assert set(info["models"]) == set(bias_tab.MODELS) and len(info["shift"]) == 2
+    extra_files(out[4:])
+
+
 def check_explorer_visibility(out):
     picture, order, text, row, col, channel = out[:6]
     assert is_picture(picture) and is_picture(order) and "Query" in text
@@ -303,6 +319,15 @@ ENDPOINTS: dict[str, Endpoint] = {
                              lambda d: (IMT_KINDS, Arg(arrays(True), arrays(False)), num(0, IMT_SIZE - 1),
                                         num(1, imt_tab.MAX_COMPLETIONS), IMT_LABELS, num(0, 10, whole=False),
                                         num(0, imt_tab.MAX_SEED)), check_imt),
+    "imt_complete_mask": Endpoint(imt_tab.complete_mask,
+                                  lambda d: (Arg(drawings(True), drawings(False)), IMT_KINDS,
+                                             pick([n for n, _ in imt_tab.CLASS_CHOICES]), num(0, 10, whole=False),
+                                             num(0, imt_tab.MAX_SEED), num(1, imt_tab.MAX_COMPLETIONS)),
+                                  check_imt_mask, cost=0.5),
+    "bias_shift": Endpoint(bias_tab.bias_shift,
+                           lambda d: (Arg(st.one_of(st.none(), upload_files(d, True)), upload_files(d, False)),
+                                      num(0, bias_tab.TEST_IMAGES - 1), num(-6, 6), num(-6, 6), num(1, 3)),
+                           check_bias_shift, cost=0.5),
     "explorer_visibility": Endpoint(explorer_tab.show_visibility,
                                     lambda d: (*EXPLORER_CONFIG, num(0, 70), num(0, 70), num(0, 3)),
                                     check_explorer_visibility),
@@ -323,6 +348,8 @@ NORMAL = {
     "sagan_interpolate": lambda: ("bag", 1, 2, 2, False),
     "imt_sample": lambda: ("local1d", 3, 1.0, 0, 1),
     "imt_complete": lambda: ("local2d", np.zeros((28, 28, 3), np.uint8), 4, 1, -1, 1.0, 0),
+    "imt_complete_mask": lambda: (imt_tab.example_drawing(), "local2d", imt_tab.CLASS_CHOICES[0][0], 1.0, 0, 1),
+    "bias_shift": lambda: (None, 3, 2, -2, 2),
     "explorer_visibility": lambda: (*explorer_tab.DEFAULTS.values(), 13, 12, 0),
     "explorer_export": lambda: (4, 4, 1, "local1d", 4, 4, 2, 2, 1, 1, 2, 1, 0),
     "explorer_cost": lambda: (*explorer_tab.DEFAULTS.values(), 64),
