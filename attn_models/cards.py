@@ -62,6 +62,18 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("object words scored", "object_words", "{:,}"),
         Metric("test scenes", "scenes", "{:,}"),
         Metric("beam size", "beam_size", "{}"),
+        # evaluate --faithfulness only
+        Metric("occlusion: log-prob drop, attended cells hidden", "faithfulness_drop_attended",
+               spread="faithfulness_drop_attended_std", optional=True),
+        Metric("occlusion: log-prob drop, as many random cells hidden", "faithfulness_drop_random",
+               spread="faithfulness_drop_random_std", optional=True),
+        Metric("occlusion: attended minus random drop", "faithfulness_drop_difference",
+               spread="faithfulness_drop_difference_std", optional=True),
+        Metric("occlusion: words losing more from attended cells", "faithfulness_attended_beats_random",
+               optional=True),
+        Metric("saliency vs α: Spearman rank correlation", "faithfulness_rank_correlation",
+               spread="faithfulness_rank_correlation_std", optional=True),
+        Metric("object words tested for faithfulness", "faithfulness_words", "{:,}", optional=True),
     ),
     "sagan": (
         Metric("FID (classifier features)", "fid", "{:.2f}"),
@@ -86,6 +98,15 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("mirror averaging at test time (flip_tta)", "flip_tta", "{}", optional=True),
         Metric("test images", "n", "{:,}"),
         Metric("accuracy", "per_class", "{:.3f}", each="{label}, {cls}"),
+    ),
+    "inductive_bias": (
+        Metric("test accuracy, centred items", "test_accuracy", "{:.4f}"),
+        Metric("accuracy, item moved", "accuracy_at_shift", "{:.3f}", each="{label} {k} px (mean of 4 directions)"),
+        Metric("equivariance error, last layer", "last_layer_equivariance_error", "{:.4f}",
+               each="{label}, shift ({k}, {k}) px"),
+        Metric("accuracy with the 4x4 patches shuffled", "shuffled_accuracy", "{:.3f}"),
+        Metric("test images", "test_images", "{:,}"),
+        Metric("images behind the equivariance error", "equivariance_images", "{:,}"),
     ),
 }
 
@@ -197,6 +218,35 @@ def _classifier_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
             "- Training augmentation: random mirror and a ±2 px shift (`attn_models/classifier/train.py`)."]
 
 
+def _inductive_bias_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
+    if cfg["kind"] == "cnn":
+        body = (f"{len(cfg['widths'])} stride-1 3x3 convolutions (zero padding, ReLU) of widths "
+                f"{', '.join(map(str, cfg['widths']))} at full 40x40 resolution, then the mean over positions: "
+                "translation equivariant by construction (exactly, away from the borders), then invariant.")
+    else:
+        pos = {"absolute": "a **learned absolute position embedding** per token (ViT-style)",
+               "relative": "a **learned 2D relative position bias** per head and offset added to the attention "
+                           "logits (Swin/T5-style tables): attention depends only on where tokens are relative to "
+                           "each other",
+               "none": "**no position information**: the net sees a set of patches (invariant to shuffling them)"}
+        body = (f"the canvas cut into {cfg['patch']}x{cfg['patch']} patches (tokens), a linear embedding, "
+                f"{pos[cfg['position']]}; {cfg['layers']} pre-norm transformer blocks (d={cfg['d_model']}, "
+                f"{cfg['heads']} heads), then the mean over tokens.")
+    training = (f"AdamW (weight decay {args['weight_decay']}), batch {args['batch_size']}, peak learning rate "
+                f"{args['lr']} ({args['lr_schedule']} after {args['warmup_steps']} warm-up steps), "
+                f"{args['max_steps']:,} steps" if args else "see the run below")
+    return ["One of four small Fashion-MNIST classifiers trained **on equal terms** (same data, budget and "
+            "optimiser) to measure what the article says a vision model needs: translation equivariance and the "
+            "relative position of pixels (the *Inductive biases* tab). Every item is a 28x28 Fashion-MNIST image "
+            "**centred** on a 40x40 black canvas; items are never shifted in training, so how a model copes with "
+            "shifted items is what its inductive bias gives it.", "",
+            "## Architecture (config.json)", "", f"- {body}", f"- Training: {training}; validation on "
+            f"{args.get('val_size', 5000):,} training images held out from training "
+            "(`attn_models/inductive_bias/train.py`).",
+            "- Deviations: a toy scale (a few thousand steps on one CPU thread); the attention nets read 4x4 "
+            "patches, so no position scheme can make them equivariant to shifts that are not whole patches."]
+
+
 @dataclass(frozen=True)
 class TaskCard:
     """What differs between the tasks' cards besides the metric rows."""
@@ -220,7 +270,13 @@ TASKS: dict[str, TaskCard] = {
         "share of items named by a matching `<colour> <class>` pair. Attention correctness (Liu et al. 2017): for "
         "each generated object word of a matching pair, the share of its attention (bilinearly upsampled to the "
         "canvas) inside the item's box, averaged over words; the uniform baseline is box area / canvas area for "
-        "the same words.",
+        "the same words. Faithfulness (the occlusion and saliency rows, from `evaluate --faithfulness`; "
+        "`attn_models/captioning/faithfulness.py`): for every colour and class word of every caption, the fewest "
+        "grid cells holding half of its attention are filled with the background and the same caption is scored "
+        "again (teacher forcing, argmax cell for hard attention); the drop of the word's log-probability (nats) is "
+        "set against hiding as many random other cells (mean of the recorded number of draws). Saliency: "
+        "|gradient| of the word's log-probability w.r.t. the pixels (Captum), summed per cell, ranked against α. "
+        "± is the standard deviation over words.",
         "[image-captioning, attention, show-attend-tell]", seconds_key="seconds",
         pictures={"attention.png": "Per-word attention on the first test scenes: each panel shows the word, "
                                    "the gate β and, for object words, the attention correctness; the white box "
@@ -257,6 +313,16 @@ TASKS: dict[str, TaskCard] = {
         "Accuracy on every Fashion-MNIST test image, as shipped (with the config's test-time mirror averaging) "
         "and from a single view; per class as shipped.",
         "[image-classification, fashion-mnist, feature-extractor]"),
+    "inductive_bias": TaskCard(
+        _inductive_bias_text,
+        'm = load("{name}")\nprobs = m.predict_proba(items, dy=0, dx=3)  # uint8 (N, 28, 28) -> (N, 10), moved 3 px\n'
+        "maps = m.features(canvases)  # one (N, C, h, w) map per layer",
+        "Every Fashion-MNIST test image: accuracy with the item centred and moved 1..6 pixels (mean of up, down, "
+        "left, right); the equivariance error ||f(shift x) − shift f(x)|| / ||shift f(x)|| of the last layer's map "
+        "(token grids spread over their patches) for diagonal shifts, away from the borders; accuracy with the "
+        "canvas's 4x4 patches randomly permuted (mean of 3 permutations). The other columns are the other models "
+        "of the same evaluation.",
+        "[image-classification, inductive-bias, equivariance, self-attention, fashion-mnist]", rows_key="models"),
 }
 
 

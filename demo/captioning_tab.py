@@ -3,7 +3,9 @@
 The user uploads an image (or picks an example / random Fashion-Scenes test scene), the model
 captions it, and the tab shows where the model looked for each word: one overlay per word, an
 animation through the words, a large view of a chosen word, and, for scenes whose ground truth is
-known, the attention correctness of each object word (Liu et al. 2017).
+known, the attention correctness of each object word (Liu et al. 2017). Below them, on request: every
+hypothesis of the beam with its score and maps, the soft and the hard model's maps side by side word by word,
+and whether each object word depends on where the model looked (``attn_models.captioning.faithfulness``).
 
 Decoding of uploads happens here, not in Gradio: the events run with ``preprocess=False`` so the
 handler gets the uploaded file's path and can turn every unreadable, empty, huge or exotic file
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -40,6 +43,10 @@ WORK_SIZE = 1024  # images larger than twice this are reduced before captioning 
 VIEW_SIZE = 320  # longer side of the overlays shown in the gallery and the animation
 LARGE_SIZE = 480  # longer side of the enlarged map of the selected word
 ANIMATION_FPS = 1.5
+THUMB = 128  # side of each word's map in the n-best, comparison and faithfulness pictures
+MAX_DRAWS = 20  # random draws per word in the faithfulness test
+MAX_SEED = 2**31 - 1
+NUMBER_EXPORTS = ("PNG picture", "NPZ numbers", "JSON numbers")  # the views below export no animation
 
 ABOUT = """
 **Show, Attend and Tell** (Xu et al. 2015): a CNN turns the image into a grid of annotation vectors, and an
@@ -55,6 +62,16 @@ photo will be described as if it were such a scene. To caption photos, train on 
 it with `attn_models.load("sat-soft-fashion-scenes", source="hub", repo_id="you/your-model")`; to show it here,
 start the app with `ATTN_CAPTION_SOFT_REPO=you/your-model` (and/or `ATTN_CAPTION_HARD_REPO`), or with
 `ATTN_MODELS_HUB_ORG=your-org` when the repos are named like the bundled models.
+"""
+
+MORE_ABOUT = """
+The image, attention kind and beam size above apply here too. **Every beam**: each hypothesis the beam search
+finished, best first, ranked by log-probability per token (the caption above is the first). **Soft vs hard**: both
+models caption the image; their maps in two rows, the words of the two captions aligned. **Faithfulness**: for
+each colour and class word, the cells holding half of its attention are hidden (filled with the background) and
+the same caption is scored again: how much log-probability the word loses, against hiding as many random other
+cells; and where its gradient says it depends on the pixels (saliency), beside α. A map that shows what made the
+word loses more from its own cells than from random ones. (Not in the paper: a test of its maps.)
 """
 
 
@@ -78,6 +95,20 @@ def _run_caption(model, image: Image.Image, beam_size: int):
 def run_model(model, image: Image.Image, beam_size: int):
     with user_errors("The model could not caption this image"):
         return _run_caption(model, image, beam_size)
+
+
+@gpu_handler
+def _run_beams(model, image: Image.Image, beam_size: int):
+    with torch.inference_mode():
+        return model.caption_beams(image, beam_size=beam_size, max_len=MAX_LEN)
+
+
+@gpu_handler
+def _run_faithfulness(model, image: Image.Image, beam_size: int, draws: int, seed: int):
+    from attn_models.captioning.faithfulness import faithfulness
+
+    # Not in inference mode: the saliency test needs gradients with respect to the pixels.
+    return faithfulness(model, image, beam_size=beam_size, max_len=MAX_LEN, draws=draws, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +183,14 @@ def check_beam(beam_size) -> int:
 
 def check_kind(kind) -> str:
     return choice("Attention", kind, MODEL_NAMES)
+
+
+def check_draws(draws) -> int:
+    return whole("Random draws", draws, 1, MAX_DRAWS)
+
+
+def check_seed(seed) -> int:
+    return whole("Seed", seed, 0, MAX_SEED)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,6 +413,219 @@ def arrival() -> tuple:
 
 
 # ---------------------------------------------------------------------------------------------
+# More views, computed on request only (never on arrival): every beam, soft vs hard, faithfulness.
+
+def with_header(image: np.ndarray, text: str) -> np.ndarray:
+    """``image`` under a black strip holding ``text`` (the strip is added, so it covers nothing)."""
+    width = image.shape[1]
+    size = label_size(width, text)
+    strip = labelled(np.zeros((size + 8, width, 3), np.uint8), text)
+    return np.concatenate([strip, render.to_rgb(image)])
+
+
+def word_strip(base: np.ndarray, words: list[str], alphas: np.ndarray, smooth: bool, columns: int = 10) -> np.ndarray:
+    """Each word's map over ``base`` (labelled with its position and word), in rows of ``columns``."""
+    if not words:
+        return labelled(np.zeros_like(base), "(empty caption)")
+    return render.sheet([word_overlay(base, alphas[t], f"{t + 1}. {w}", smooth) for t, w in enumerate(words)],
+                        columns=columns)
+
+
+def _finite_or_none(value):
+    """JSON for the browser: NaN and inf have no JSON form, so they become null."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    return value
+
+
+BEAM_HEADERS = ["rank", "caption", "score (log-prob per token)", "log-prob", "ended with <end>"]
+
+
+@handler
+def caption_beams(image, attention="soft", beam_size=3, smooth_maps=True, device: str | None = None):
+    """Every hypothesis the beam search finished (best first) with its score, words and per-word maps."""
+    kind = check_kind(attention)
+    beam = check_beam(beam_size)
+    smooth = bool(smooth_maps)
+    pil = read_image(image)
+    model = get_model(kind, device)
+    with user_errors("The model could not caption this image"):
+        beams = _run_beams(model, pil, beam)
+    base = display_image(np.asarray(pil), THUMB)
+    rows, gallery, sheets = [], [], []
+    for rank, b in enumerate(beams, 1):
+        text = " ".join(b.words) or "(empty)"
+        rows.append([rank, text, round(b.score, 4), round(b.log_prob, 4), bool(b.ended)])
+        label = f"#{rank}  score {b.score:.3f}  (log-prob {b.log_prob:.2f}): {text}"
+        strip = word_strip(base, b.words, b.alphas, smooth)
+        gallery.append((strip, label))
+        sheets.append(with_header(strip, label))
+    grid_hw = list(model.grid_hw)
+    raw = {"model": MODEL_NAMES[kind], "attention": kind, "beam_size": beam, "grid_hw": grid_hw,
+           "hypotheses": [{"rank": r, "words": b.words, "score": b.score, "log_prob": b.log_prob, "ended": b.ended,
+                           "alphas": b.alphas.tolist(), "betas": None if b.betas is None else b.betas.tolist()}
+                          for r, b in enumerate(beams, 1)]}
+    numbers = {"model": MODEL_NAMES[kind], "attention": kind, "beam_size": beam, "grid_hw": grid_hw,
+               "scores": np.array([b.score for b in beams]), "log_probs": np.array([b.log_prob for b in beams]),
+               "ended": np.array([b.ended for b in beams]),
+               # one entry per hypothesis (ranks from 1): their lengths differ
+               "words": {str(r): b.words for r, b in enumerate(beams, 1)},
+               "alphas": {str(r): b.alphas for r, b in enumerate(beams, 1)},
+               "betas": {str(r): b.betas for r, b in enumerate(beams, 1)}}
+    picture = render.sheet(sheets, columns=1)
+    return (pd.DataFrame(rows, columns=BEAM_HEADERS), gallery, raw, render.save_image(picture),
+            *render.save_numbers(numbers))
+
+
+def _blank(size: tuple[int, int]) -> np.ndarray:
+    return np.full((*size, 3), 40, np.uint8)
+
+
+@handler
+def compare_soft_hard(image, beam_size=3, smooth_maps=True, device: str | None = None):
+    """The image captioned by the soft and the hard model, their maps in two rows aligned by word."""
+    from attn_models.captioning.compare import align_words
+
+    beam = check_beam(beam_size)
+    smooth = bool(smooth_maps)
+    pil = read_image(image)
+    caps = {kind: run_model(get_model(kind, device), pil, beam) for kind in MODEL_NAMES}
+    soft, hard = caps["soft"], caps["hard"]
+    columns = align_words(soft.words, hard.words)
+    base = display_image(np.asarray(pil), THUMB)
+
+    def cell(cap, t):
+        if t is None:
+            return labelled(_blank(base.shape[:2]), "—")
+        return word_overlay(base, cap.alphas[t], f"{t + 1}. {cap.words[t]}", smooth)
+
+    rows = []
+    for kind, cap, side in (("soft", soft, 0), ("hard", hard, 1)):
+        strip = render.sheet([cell(cap, col[side]) for col in columns], columns=max(1, len(columns))) \
+            if columns else labelled(_blank(base.shape[:2]), "(empty caption)")
+        rows.append(with_header(strip, f"{kind}: {' '.join(cap.words) or '(empty)'}"))
+    picture = render.sheet(rows, columns=1)
+    same = sum(1 for i, j in columns if i is not None and j is not None and soft.words[i] == hard.words[j])
+    note = (f"**soft**: {' '.join(soft.words) or '(empty)'}  \n**hard**: {' '.join(hard.words) or '(empty)'}  \n"
+            f"Columns pair the words of the two captions ({same} of {len(columns)} the same word); a dash is a "
+            "word the other caption does not have.")
+    raw = {"beam_size": beam, "columns": [list(c) for c in columns],
+           **{kind: {"model": MODEL_NAMES[kind], "words": cap.words, "alphas": cap.alphas.tolist()}
+              for kind, cap in caps.items()}}
+    return picture, note, raw
+
+
+FAITH_HEADERS = ["#", "word", "cells hidden", "α mass hidden", "drop: attended cells", "drop: random cells (mean)",
+                 "random (sd)", "saliency vs α (Spearman)"]
+NO_OBJECT_WORDS = "The caption has no colour or class word to test."
+
+
+def _grid_image(x: torch.Tensor) -> np.ndarray:
+    return (x.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def faithfulness_picture(model, pil: Image.Image, result) -> np.ndarray | None:
+    """Per tested word one row: the model's input with the attended cells hidden, with one draw of random cells
+    hidden, the word's α, and its saliency, under a header with the numbers."""
+    from attn_models.captioning.faithfulness import occlude
+
+    if not result.tests:
+        return None
+    with torch.no_grad():
+        x = model.preprocess(pil)[0]
+    gh, gw = model.grid_hw
+    bg = torch.tensor(result.background, dtype=x.dtype, device=x.device)
+    model_view = _grid_image(x)
+    rows = []
+    for w in result.tests:
+        hidden = w.hidden_cells[:, 0] * gw + w.hidden_cells[:, 1]
+        random_draw = w.random_cells[0, :, 0] * gw + w.random_cells[0, :, 1]
+        def hidden_view(cells):
+            return render.enlarge(_grid_image(occlude(x, cells, (gh, gw), bg)), THUMB)
+
+        panels = [
+            labelled(hidden_view(hidden), f"{len(hidden)} attended hidden"),
+            labelled(hidden_view(random_draw), "random hidden"),
+            labelled(render.overlay(render.enlarge(model_view, THUMB), result.alphas[w.index], smooth=False), "α"),
+            labelled(render.overlay(render.enlarge(model_view, THUMB), w.saliency, smooth=False), "saliency"),
+        ]
+        rho = "n/a" if not np.isfinite(w.rank_correlation) else f"{w.rank_correlation:.2f}"
+        rows.append(with_header(render.sheet(panels, columns=4),
+                                f"{w.index + 1}. {w.word}: drop {w.drop_attended:.2f} attended vs "
+                                f"{w.drop_random:.2f} random; ρ {rho}"))
+    return render.sheet(rows, columns=1)
+
+
+@handler
+def caption_faithfulness(image, attention="soft", beam_size=3, random_draws=5, seed=0, device: str | None = None):
+    """Per object word of the caption: the log-probability lost when its attended cells are hidden vs as many
+    random cells, and its gradient saliency beside α with their rank correlation."""
+    from attn_models.captioning.faithfulness import MASS, summary
+
+    kind = check_kind(attention)
+    beam = check_beam(beam_size)
+    draws = check_draws(random_draws)
+    seed = check_seed(seed)
+    pil = read_image(image)
+    model = get_model(kind, device)
+    with user_errors("The faithfulness test failed on this image"):
+        result = _run_faithfulness(model, pil, beam, draws, seed)
+        picture = faithfulness_picture(model, pil, result)
+    tests = result.tests
+    rows = [[w.index + 1, w.word, len(w.hidden_cells), round(w.hidden_mass, 3), round(w.drop_attended, 4),
+             round(w.drop_random, 4), round(w.drop_random_std, 4),
+             round(w.rank_correlation, 3) if np.isfinite(w.rank_correlation) else None] for w in tests]
+    stats = summary(tests)
+    bg = ", ".join(f"{round(255 * c)}" for c in result.background)
+    caption_text = " ".join(result.words) or "(empty)"
+    if tests:
+        wins = sum(w.drop_attended > w.drop_random for w in tests)
+        note = (f"Caption: *{caption_text}*.  \nOver its {len(tests)} colour and class words: hiding the cells that "
+                f"hold half of each word's attention costs it **{stats['drop_attended']:.3f}** nats of log-probability "
+                f"on average, hiding as many random other cells **{stats['drop_random']:.3f}** (mean of {draws} "
+                f"draws, seed {seed}); the attended cells cost more for {wins} of {len(tests)} words. Mean rank "
+                f"correlation of gradient saliency with α: **{stats['rank_correlation']:.2f}**.  \n"
+                f"Hidden cells are filled with the image's median border colour (RGB {bg}); the model keeps the same "
+                f"caption (teacher forcing), so a drop is what the hidden pixels contributed to that word"
+                + (" (hard attention: the one cell it chose, found again by argmax on the hidden image)."
+                   if kind == "hard" else f" (the fewest cells holding ≥ {MASS:.0%} of α)."))
+    else:
+        note = f"Caption: *{caption_text}*.  \n{NO_OBJECT_WORDS}"
+    gh, gw = model.grid_hw
+    per_word = [{"index": w.index, "word": w.word, "log_prob": w.log_prob, "hidden_cells": w.hidden_cells.tolist(),
+                 "hidden_mass": w.hidden_mass, "log_prob_attended": w.log_prob_attended,
+                 "drop_attended": w.drop_attended, "random_cells": w.random_cells.tolist(),
+                 "log_prob_random": w.log_prob_random.tolist(), "drop_random": w.drop_random,
+                 "drop_random_std": w.drop_random_std, "rank_correlation": w.rank_correlation,
+                 "alpha": result.alphas[w.index].tolist(), "saliency": w.saliency.tolist()} for w in tests]
+    raw = _finite_or_none({"model": MODEL_NAMES[kind], "attention": kind, "beam_size": beam, "draws": draws,
+                           "seed": seed, "words": result.words, "grid_hw": [gh, gw],
+                           "background": result.background.tolist(), "log_probs": result.log_probs.tolist(),
+                           "object_words": per_word, "summary": stats})
+    numbers = {"model": MODEL_NAMES[kind], "attention": kind, "beam_size": beam, "draws": draws, "seed": seed,
+               "words": result.words, "grid_hw": [gh, gw], "background": result.background,
+               "alphas": result.alphas, "log_probs": result.log_probs,
+               "index": np.array([w.index for w in tests], np.int64),
+               "log_prob": np.array([w.log_prob for w in tests]),
+               "drop_attended": np.array([w.drop_attended for w in tests]),
+               "drop_random": np.array([w.drop_random for w in tests]),
+               "drop_random_std": np.array([w.drop_random_std for w in tests]),
+               "log_prob_random": np.array([w.log_prob_random for w in tests]).reshape(len(tests), draws),
+               "hidden_mass": np.array([w.hidden_mass for w in tests]),
+               "rank_correlation": np.array([w.rank_correlation for w in tests]),
+               "saliency": np.array([w.saliency for w in tests]).reshape(len(tests), gh, gw),
+               # one entry per tested word (its position in the caption): the number of hidden cells differs
+               "hidden_cells": {str(w.index): w.hidden_cells for w in tests},
+               "random_cells": {str(w.index): w.random_cells for w in tests}}
+    png = render.save_image(picture) if picture is not None else None
+    return (picture, pd.DataFrame(rows, columns=FAITH_HEADERS), note, raw, png, *render.save_numbers(numbers))
+
+
+# ---------------------------------------------------------------------------------------------
 # Layout.
 
 def build(device: str) -> None:
@@ -418,6 +670,46 @@ def build(device: str) -> None:
             exports = common.export_buttons("cap-export")
             with gr.Accordion("Raw output (words, α maps, β)", open=False):
                 raw = gr.JSON(label="Model output")
+    with gr.Accordion("Every beam · soft vs hard · does each word depend on where the model looked?", open=False,
+                      elem_id="cap-more"):
+        gr.Markdown(MORE_ABOUT)
+        with gr.Tabs():
+            with gr.Tab("Every beam", id="cap-beams-tab", elem_id="cap-beams-tab"):
+                beams_btn = gr.Button("Show every hypothesis", variant="primary", elem_id="cap-beams-run")
+                beams_table = gr.Dataframe(headers=BEAM_HEADERS, label="Hypotheses, best first", interactive=False,
+                                           elem_id="cap-beams-table")
+                beams_gallery = gr.Gallery(label="Each hypothesis's words and maps", columns=1, height="auto",
+                                           allow_preview=False, interactive=False, object_fit="contain",
+                                           elem_id="cap-beams-gallery")
+                beams_exports = common.export_buttons("cap-beams-export", NUMBER_EXPORTS)
+                with gr.Accordion("Raw output (every hypothesis: words, score, log-prob, α maps, β)", open=False):
+                    beams_raw = gr.JSON(label="Hypotheses", elem_id="cap-beams-raw")
+            with gr.Tab("Soft vs hard", id="cap-compare-tab", elem_id="cap-compare-tab"):
+                compare_btn = gr.Button("Caption with both soft and hard attention", variant="primary",
+                                        elem_id="cap-compare-run")
+                compare_note = gr.Markdown(label="The two captions", show_label=False, elem_id="cap-compare-note")
+                # No label badge: it would cover the caption written along the top of the picture.
+                compare_picture = gr.Image(label="Soft (top) and hard (bottom) attention, aligned by word",
+                                           show_label=False, interactive=False, elem_id="cap-compare-picture")
+                with gr.Accordion("Raw output (both captions, their α maps, the word columns)", open=False):
+                    compare_raw = gr.JSON(label="Both captions", elem_id="cap-compare-raw")
+            with gr.Tab("Faithfulness", id="cap-faith-tab", elem_id="cap-faith-tab"):
+                with gr.Row():
+                    draws = gr.Slider(1, MAX_DRAWS, value=5, step=1, label="Random draws",
+                                      info="random cell sets per word, averaged", elem_id="cap-faith-draws")
+                    seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed",
+                                     info="of the random cells", elem_id="cap-faith-seed")
+                faith_btn = gr.Button("Test each object word", variant="primary", elem_id="cap-faith-run")
+                faith_note = gr.Markdown(label="Faithfulness summary", show_label=False, elem_id="cap-faith-note")
+                faith_picture = gr.Image(
+                    label="Per object word: attended cells hidden, random cells hidden, α, saliency",
+                    show_label=False, interactive=False, elem_id="cap-faith-picture")
+                faith_table = gr.Dataframe(
+                    headers=FAITH_HEADERS, label="Per object word (drops in nats of log-probability)",
+                    interactive=False, elem_id="cap-faith-table")
+                faith_exports = common.export_buttons("cap-faith-export", NUMBER_EXPORTS)
+                with gr.Accordion("Raw output (per word: cells hidden, log-probabilities, α, saliency)", open=False):
+                    faith_raw = gr.JSON(label="Faithfulness numbers", elem_id="cap-faith-raw")
     state = gr.State()
 
     inputs = [image_in, kind, beam, smooth]
@@ -435,3 +727,15 @@ def build(device: str) -> None:
         caption_if_image, inputs, outputs, preprocess=False, api_visibility="private")
     word_pick.input(enlarged_view, [state, word_pick], large, api_visibility="private")
     gallery.select(select_from_gallery, state, [large, word_pick], api_visibility="private")
+    # The views below run only when asked (their buttons): the tab's arrival stays one caption.
+    beams_btn.click(caption_beams, inputs, [beams_table, beams_gallery, beams_raw, *beams_exports],
+                    api_name="caption_beams", preprocess=False,
+                    api_description="Every hypothesis of the beam search, best first: its score, log-prob, words and "
+                                    "per-word attention maps.")
+    compare_btn.click(compare_soft_hard, [image_in, beam, smooth], [compare_picture, compare_note, compare_raw],
+                      preprocess=False, api_visibility="private")
+    faith_btn.click(caption_faithfulness, [image_in, kind, beam, draws, seed],
+                    [faith_picture, faith_table, faith_note, faith_raw, *faith_exports],
+                    api_name="caption_faithfulness", preprocess=False,
+                    api_description="Per object word: log-prob drop when its attended cells are hidden vs as many "
+                                    "random cells, and gradient saliency beside its attention map.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import functools
 import inspect
 import logging
@@ -413,6 +414,9 @@ def on_arrival(compute: Callable[[], tuple], outputs: list) -> None:
         except Exception as e:  # whatever it was, the tab still opens (empty)
             _log.warning("No result on arrival from %s: %s", getattr(compute, "__qualname__", compute), e)
             return tuple(gr.skip() for _ in outputs)
+        # A copy for each page: Gradio's postprocessing takes "value" out of gr.update dicts in place, so the second
+        # page load would get the arrival's updates without their values (no word selected, an empty table).
+        values = copy.deepcopy(values)
         return values if len(outputs) > 1 else values[0]
 
     # triggers=None and no inputs: runs on page load only. Private: not part of the API.

@@ -155,11 +155,14 @@ def labelled_sheet(cells: Sequence[Sequence[np.ndarray]], row_labels: Sequence[s
 
 
 def _plain(value):
-    """numpy values -> JSON's lists and numbers."""
+    """numpy values -> JSON's lists and numbers; NaN and infinities (a rank correlation of a constant map) -> null,
+    since strict JSON has no such numbers."""
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return _plain(value.tolist()) if value.dtype.kind in "fc" else value.tolist()
     if isinstance(value, np.generic):
-        return value.item()
+        return _plain(value.item())
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -185,7 +188,7 @@ def save_numbers(data: dict) -> tuple[str, str]:
     npz, js = output_path(".npz"), output_path(".json")
     np.savez_compressed(npz, **arrays)
     with open(js, "w") as f:
-        json.dump(_plain(data), f)
+        json.dump(_plain(data), f, allow_nan=False)
     return npz, js
 
 

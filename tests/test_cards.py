@@ -168,6 +168,32 @@ def test_captioning_chain_card(tmp_path):
     assert "Weights evaluated: `runs/dec/export`" in card
 
 
+def test_captioning_card_shows_the_faithfulness_numbers_when_evaluated(tmp_path):
+    """`evaluate --faithfulness` adds faithfulness_* keys: rows with their spread; an older JSON shows dashes."""
+    name = "sat-hard-fashion-scenes"
+    write_run(tmp_path / "runs" / "dec", name, "attn_models.captioning.train", "nll_per_word", "val_recall")
+    shipped = json.loads((ROOT / "weights" / name / "metrics.json").read_text())
+    assert not any(k.startswith("faithfulness_") for k in shipped)
+    new = {**shipped, "faithfulness_drop_attended": 0.8019, "faithfulness_drop_attended_std": 1.9772,
+           "faithfulness_drop_random": 0.0473, "faithfulness_drop_random_std": 0.2234,
+           "faithfulness_drop_difference": 0.7546, "faithfulness_drop_difference_std": 1.9491,
+           "faithfulness_attended_beats_random": 0.5656, "faithfulness_rank_correlation": 0.5297,
+           "faithfulness_rank_correlation_std": 0.1346, "faithfulness_words": 4880, "faithfulness_draws": 5}
+    out = weights_folder(tmp_path, name, ()) / "README.md"
+    cards.write_card(name, [tmp_path / "runs" / "dec"], write_json(tmp_path / "m.json", new),
+                     previous=ROOT / "weights" / name / "metrics.json", out=out)
+    card = out.read_text()
+    assert row(card, "occlusion: log-prob drop, attended cells hidden")[:3] == ["0.802 ± 1.977", "–", "–"]
+    assert row(card, "occlusion: log-prob drop, as many random cells hidden")[0] == "0.047 ± 0.223"
+    assert row(card, "occlusion: attended minus random drop")[0] == "0.755 ± 1.949"
+    assert row(card, "occlusion: words losing more from attended cells")[0] == "0.566"
+    assert row(card, "saliency vs α: Spearman rank correlation")[0] == "0.530 ± 0.135"
+    assert row(card, "object words tested for faithfulness")[0] == "4,880"
+    assert "`evaluate --faithfulness`" in card and "attn_models/captioning/faithfulness.py" in card
+    for path in set(re.findall(r"attn_models/[\w/]+\.py", card)):
+        assert (ROOT / path).is_file(), path
+
+
 def test_sagan_card_columns_from_one_evaluation(tmp_path):
     name = "sagan-fashion-mnist-no-attention"
     info = write_run(tmp_path / "run", name, "attn_models.sagan.train", "loss_d", "val_fid")
@@ -253,3 +279,33 @@ def test_log_drops_the_tail_of_a_lost_invocation(minimal):
     losses = [r for r in cards.read_log(run / "log.jsonl") if "lr" in r]
     assert [r["step"] for r in losses] == list(range(50, 501, 50))
     assert all(r["bpd"] != 99.0 for r in losses)
+
+
+def test_inductive_bias_card_columns_from_one_evaluation(tmp_path):
+    """Each inductive-bias card shows its model and, beside it, the other models of the same evaluation."""
+    name = "inductive-bias-attention-relative"
+    info = write_run(tmp_path / "run", name, "attn_models.inductive_bias.train", "loss", "val_accuracy")
+    info["args"].update(weight_decay=0.05, lr=0.002, lr_schedule="cosine", warmup_steps=200, val_size=5000)
+    (tmp_path / "run" / "train_info.json").write_text(json.dumps(info))
+
+    def numbers(acc: float, err: float) -> dict:
+        return {"test_accuracy": acc, "accuracy_at_shift": {str(s): acc - s / 100 for s in range(7)},
+                "last_layer_equivariance_error": {str(s): err * s for s in range(1, 7)}, "shuffled_accuracy": 0.3,
+                "test_images": 10000, "equivariance_images": 500}
+
+    ev = {"command": "python -m attn_models.inductive_bias.evaluate inductive-bias-cnn " + name,
+          "models": {name: numbers(0.85, 0.02), "inductive-bias-cnn": numbers(0.9, 0.0)}}
+    out = tmp_path / "weights" / name / "README.md"
+    out.parent.mkdir(parents=True)
+    (out.parent / "config.json").write_text(json.dumps(
+        {"kind": "attention", "widths": [32, 64, 64], "d_model": 64, "heads": 4, "layers": 3, "patch": 4,
+         "position": "relative", "num_classes": 10}))
+    Image.new("RGB", (4, 4)).save(out.parent / "samples.png")
+    cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(write_json(tmp_path / "e.json", ev)),
+                "--out", str(out)])
+    card = check_card_files(out)
+    check_training_records(card, [info])
+    assert row(card, "test accuracy, centred items")[:2] == ["0.8500", "0.9000"]
+    assert row(card, "accuracy, item moved 6 px (mean of 4 directions)")[:2] == ["0.790", "0.840"]
+    assert row(card, "equivariance error, last layer, shift (4, 4) px")[:2] == ["0.0800", "0.0000"]
+    assert "relative position bias" in card and "centred** on a 40x40 black canvas" in card

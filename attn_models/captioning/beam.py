@@ -6,6 +6,9 @@ live or after ``max_len`` words, in which case the live ones are finished withou
 that never says <end> still returns a caption of ``max_len`` words). Finished hypotheses are ranked
 by log-probability per emitted token (<end> included), which keeps beam search from preferring
 short captions; with ``beam_size == 1`` this is exactly greedy decoding.
+
+``beam_search_all`` returns every finished hypothesis (the n-best list, at most ``beam_size``), best first;
+``beam_search`` is its first entry.
 """
 from __future__ import annotations
 
@@ -29,10 +32,16 @@ class Hypothesis:
         return self.log_prob / (len(self.tokens) + int(self.ended))
 
 
-@torch.no_grad()
 def beam_search(decoder: AttentionDecoder, a: torch.Tensor, start_id: int, end_id: int,
                 banned: list[int], beam_size: int, max_len: int, mode: str) -> Hypothesis:
     """a: (1, L, D) annotations of one image. Returns the best hypothesis."""
+    return beam_search_all(decoder, a, start_id, end_id, banned, beam_size, max_len, mode)[0]
+
+
+@torch.no_grad()
+def beam_search_all(decoder: AttentionDecoder, a: torch.Tensor, start_id: int, end_id: int,
+                    banned: list[int], beam_size: int, max_len: int, mode: str) -> list[Hypothesis]:
+    """a: (1, L, D) annotations of one image. Returns every finished hypothesis, best score first."""
     if a.shape[0] != 1:
         raise ValueError("beam_search takes one image at a time")
     L = a.shape[1]
@@ -74,4 +83,5 @@ def beam_search(decoder: AttentionDecoder, a: torch.Tensor, start_id: int, end_i
     else:  # max_len reached: the live hypotheses end here, without <end>
         for j in range(seqs.shape[0]):
             finished.append(Hypothesis(seqs[j].tolist(), alphas[j], betas[j], float(scores[j]), False))
-    return max(finished, key=lambda hyp: hyp.score)
+    # sorted() is stable with reverse=True: among equal scores the first finished stays first, as max() chose
+    return sorted(finished, key=lambda hyp: hyp.score, reverse=True)

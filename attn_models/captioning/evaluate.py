@@ -2,7 +2,13 @@
 images): BLEU-1..4, object recall, attention correctness and its uniform baseline (``metrics.py`` says how
 each is computed), exact match; writes them as JSON (the ``metrics.json`` of weights/sat-*).
 
-    python -m attn_models.captioning.evaluate sat-soft-fashion-scenes --json metrics.json
+With ``--faithfulness``, also whether each object word of each caption depends on where the model looked
+(``faithfulness.py``): the log-probability drop when the cells holding half of its attention are hidden vs as many
+random other cells, and the rank correlation of its gradient saliency with α. Keys ``faithfulness_*``: means over
+every colour and class word of every caption, with ``*_std`` their standard deviation over words. Scene i of the
+test set draws its random cells with seed ``--faithfulness-seed`` + i. It takes longer than the rest together.
+
+    python -m attn_models.captioning.evaluate sat-soft-fashion-scenes --json metrics.json [--faithfulness]
     python -m attn_models.captioning.evaluate weights/my-run [--limit 200] [--beam-size 3] [--figure attention.png]
 """
 from __future__ import annotations
@@ -16,17 +22,21 @@ import time
 import numpy as np
 import torch
 
+from attn_models.captioning import faithfulness as faith
 from attn_models.captioning.metrics import attention_correctness, corpus_bleu, uniform_baseline
 from attn_models.data.scenes import TEST_SIZE, Scene, fixed_test_set, object_recall
 from attn_models.registry import load_name_or_folder
 
 
-def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, progress: bool = True) -> dict:
-    """Caption every scene; BLEU-1..4, object recall, attention correctness and its uniform baseline."""
+def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, progress: bool = True,
+             faithfulness_draws: int | None = None, faithfulness_seed: int = 0) -> dict:
+    """Caption every scene; BLEU-1..4, object recall, attention correctness and its uniform baseline; with
+    ``faithfulness_draws``, the faithfulness tests of every object word with that many random draws."""
     from PIL import Image
     from tqdm import tqdm
 
-    hyps, named, total, corr, base = [], 0, 0, [], []
+    hyps, named, total, corr, base, tests = [], 0, 0, [], [], []
+    faith_seconds = 0.0
     model.eval()
     annotations = None
     for i, s in enumerate(tqdm(scenes, disable=not progress, desc="captioning", mininterval=5)):
@@ -43,12 +53,21 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
             if c is not None:
                 corr.append(c)
                 base.append(u)
+        if faithfulness_draws:
+            t0 = time.time()
+            tests += faith.faithfulness(model, Image.fromarray(s.image), words=cap.words, draws=faithfulness_draws,
+                                        seed=faithfulness_seed + i).tests
+            faith_seconds += time.time() - t0
     out = corpus_bleu(hyps, [s.captions for s in scenes])
     out.update(object_recall=named / max(1, total),
                attention_correctness=float(np.mean(corr)) if corr else float("nan"),
                uniform_baseline=float(np.mean(base)) if base else float("nan"),
                object_words=len(corr), scenes=len(scenes), beam_size=beam_size,
                exact_match=float(np.mean([h in s.captions for h, s in zip(hyps, scenes, strict=True)])))
+    if faithfulness_draws:
+        out.update({f"faithfulness_{k}": v for k, v in faith.summary(tests).items()})
+        out.update(faithfulness_draws=faithfulness_draws, faithfulness_seed=faithfulness_seed,
+                   faithfulness_seconds=round(faith_seconds, 1))
     return out
 
 
@@ -64,14 +83,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", help="also write the metrics to this file")
     p.add_argument("--figure", help="also draw per-word attention for the first --figure-scenes test scenes")
     p.add_argument("--figure-scenes", type=int, default=3)
+    p.add_argument("--faithfulness", action="store_true",
+                   help="also the occlusion and saliency tests of every object word (faithfulness.py; slow)")
+    p.add_argument("--faithfulness-draws", type=int, default=faith.DRAWS,
+                   help=f"random cell sets per word (default {faith.DRAWS})")
+    p.add_argument("--faithfulness-seed", type=int, default=0, help="scene i draws with this seed + i (default 0)")
     args = p.parse_args(argv)
     if not 1 <= args.limit <= TEST_SIZE:
         p.error(f"--limit must be in 1..{TEST_SIZE}")
+    if not 1 <= args.faithfulness_draws <= faith.MAX_DRAWS:
+        p.error(f"--faithfulness-draws must be in 1..{faith.MAX_DRAWS}")
+    if args.faithfulness_seed < 0:
+        p.error("--faithfulness-seed must be >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_name_or_folder(args.name, "captioning", args.device)
     t0 = time.time()
-    metrics = evaluate(model, fixed_test_set(args.limit), args.beam_size, args.max_len)
+    metrics = evaluate(model, fixed_test_set(args.limit), args.beam_size, args.max_len,
+                       faithfulness_draws=args.faithfulness_draws if args.faithfulness else None,
+                       faithfulness_seed=args.faithfulness_seed)
     argv = sys.argv[1:] if argv is None else argv
     metrics.update(model=args.name, attention=model.attention_kind, seconds=round(time.time() - t0, 1),
                    command="python -m attn_models.captioning.evaluate " + shlex.join(argv))

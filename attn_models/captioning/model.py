@@ -15,7 +15,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from PIL import Image
 from torch import nn
 
-from attn_models.captioning.beam import beam_search
+from attn_models.captioning.beam import Hypothesis, beam_search, beam_search_all
 from attn_models.captioning.decoder import ARGMAX, SOFT, AttentionDecoder
 from attn_models.captioning.encoder import build_encoder
 from attn_models.data.scenes import VOCAB
@@ -29,6 +29,14 @@ class Caption:
     words: list[str]
     alphas: np.ndarray  # (len(words), gh, gw), each map sums to 1
     betas: np.ndarray | None  # (len(words),)
+
+
+@dataclass
+class BeamCaption(Caption):
+    """One hypothesis of the n-best list: a Caption with its beam-search scores."""
+    log_prob: float  # log p(words, <end> | image): the sum over the emitted tokens, <end> included if emitted
+    score: float  # log_prob per emitted token: what the beam ranks by (see beam.py)
+    ended: bool  # False when max_len cut it before <end>
 
 
 class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
@@ -133,14 +141,36 @@ class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
     def caption_annotations(self, a: torch.Tensor, beam_size: int = 3, max_len: int = 20) -> Caption:
         """Like ``caption`` from annotations (1, L, D) already encoded (lets evaluation batch the encoder)."""
         self._check_decoding_args(beam_size, max_len)
-        mode = SOFT if self.attention == "soft" else ARGMAX
         hyp = beam_search(self.decoder, a, self.start_id, self.end_id, self.banned_ids,
-                          int(beam_size), int(max_len), mode)
+                          int(beam_size), int(max_len), self.test_mode)
+        return Caption(*self._words_maps(hyp))
+
+    @torch.no_grad()
+    def caption_beams(self, image: Image.Image, beam_size: int = 3, max_len: int = 20) -> list[BeamCaption]:
+        """Every hypothesis the beam search finished (at most ``beam_size``), best first: the first one's words,
+        alphas and betas are ``caption()``'s for the same arguments."""
+        self._check_decoding_args(beam_size, max_len)
+        x = self.preprocess(image)
+        was_training = self.training
+        self.eval()
+        try:
+            hyps = beam_search_all(self.decoder, self.encode(x), self.start_id, self.end_id, self.banned_ids,
+                                   int(beam_size), int(max_len), self.test_mode)
+        finally:
+            self.train(was_training)
+        return [BeamCaption(*self._words_maps(h), log_prob=h.log_prob, score=h.score, ended=h.ended) for h in hyps]
+
+    @property
+    def test_mode(self) -> str:
+        """How the decoder picks its context at test time: the expectation (soft), or the most likely cell (hard:
+        argmax instead of sampling s_t, so a caption is a function of the image)."""
+        return SOFT if self.attention == "soft" else ARGMAX
+
+    def _words_maps(self, hyp: Hypothesis) -> tuple[list[str], np.ndarray, np.ndarray]:
         gh, gw = self.grid_hw
         alphas = hyp.alphas.double().cpu().numpy().reshape(len(hyp.tokens), gh, gw)
         alphas = alphas / alphas.sum(axis=(1, 2), keepdims=True)  # exactly 1 despite float32 rounding
-        return Caption([self.vocab[i] for i in hyp.tokens], alphas.astype(np.float32),
-                       hyp.betas.float().cpu().numpy())
+        return [self.vocab[i] for i in hyp.tokens], alphas.astype(np.float32), hyp.betas.float().cpu().numpy()
 
     def forward(self, tokens: torch.Tensor, images: torch.Tensor | None = None,
                 annotations: torch.Tensor | None = None, **loss_kwargs) -> tuple[torch.Tensor, dict[str, float]]:

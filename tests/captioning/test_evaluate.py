@@ -21,3 +21,39 @@ def test_evaluate_writes_the_metrics_json(tmp_path, fashion_mnist):
     assert metrics["command"].startswith("python -m attn_models.captioning.evaluate ")
     assert "--limit 3" in metrics["command"]
     assert all(0 <= metrics[k] <= 1 for k in KEYS[:4]) and (tmp_path / "f.png").stat().st_size > 0
+
+
+FAITH_KEYS = ["faithfulness_" + k for k in (
+    "drop_attended", "drop_attended_std", "drop_random", "drop_random_std", "drop_difference", "drop_difference_std",
+    "attended_beats_random", "rank_correlation", "rank_correlation_std", "words", "words_with_rank_correlation",
+    "draws", "seed", "seconds")]
+
+
+def test_faithfulness_flag_adds_its_keys(tmp_path, fashion_mnist):
+    """--faithfulness: the tests over every colour and class word of the captions; the same numbers as the library's
+    per-scene function with seed + scene index."""
+    from PIL import Image
+
+    from attn_models.captioning import faithfulness as fa
+    from attn_models.data.scenes import fixed_test_set
+
+    torch.manual_seed(0)
+    model = ShowAttendTell(attention="soft", encoder_channels=8, encoder_widths=(4, 6, 8), embed_dim=8, hidden_dim=16,
+                           attn_dim=8).eval()
+    with torch.no_grad():  # a caption that names things: "red bag" is likely from the first step on
+        model.decoder.out_o.bias[model.word_to_id["red"]] += 6.0
+    model.save_pretrained(tmp_path / "w")
+    evaluate.main([str(tmp_path / "w"), "--limit", "2", "--beam-size", "1", "--max-len", "3", "--faithfulness",
+                   "--faithfulness-draws", "2", "--faithfulness-seed", "4", "--json", str(tmp_path / "m.json")])
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert list(metrics) == KEYS[:11] + FAITH_KEYS + KEYS[11:]
+    assert metrics["faithfulness_draws"] == 2 and metrics["faithfulness_seed"] == 4
+    tests = []
+    for i, scene in enumerate(fixed_test_set(2)):
+        image = Image.fromarray(scene.image)
+        words = model.caption(image, beam_size=1, max_len=3).words
+        tests += fa.faithfulness(model, image, words, draws=2, seed=4 + i).tests
+    assert metrics["faithfulness_words"] == len(tests) > 0
+    expected = fa.summary(tests)
+    for key in ("drop_attended", "drop_random", "rank_correlation"):
+        assert abs(metrics[f"faithfulness_{key}"] - expected[key]) < 1e-5, key

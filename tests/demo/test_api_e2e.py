@@ -19,9 +19,9 @@ from tests.demo.test_captioning_tab import tab_model  # noqa: F401  (fixture)
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PUBLIC = ["caption", "sagan_generate", "sagan_attention", "sagan_sweep", "sagan_interpolate", "imt_sample",
-          "imt_complete", "imt_complete_mask", "explorer_visibility", "explorer_export", "explorer_cost",
-          "explorer_measure", "bias_shift"]
+PUBLIC = ["caption", "caption_beams", "caption_faithfulness", "sagan_generate", "sagan_attention", "sagan_sweep",
+          "sagan_interpolate", "imt_sample", "imt_complete", "imt_complete_mask", "explorer_visibility",
+          "explorer_export", "explorer_cost", "explorer_measure", "bias_shift"]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from PIL import Image
 from demo import captioning_tab as tab
 from demo import common
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
 def bundled(kind: str) -> bool:

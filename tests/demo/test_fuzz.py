@@ -247,6 +247,20 @@ def check_imt(out):
     extra_files(out[3:])
 
 
+def check_caption_beams(out):
+    table, gallery, raw = out[:3]
+    assert isinstance(table, pd.DataFrame) and len(table) == len(raw["hypotheses"]) == len(gallery) >= 1
+    assert all(is_picture(img) for img, _ in gallery)
+    extra_files(out[3:])
+
+
+def check_caption_faithfulness(out):
+    picture, table, note, raw = out[:4]
+    assert isinstance(note, str) and len(table) == len(raw["object_words"])
+    assert picture is None if not raw["object_words"] else is_picture(picture)
+    extra_files(out[4:])
+
+
 def check_imt_mask(out):
     gallery, status, unseen, table, raw, state = out[:6]
     assert isinstance(status, str) and is_picture(unseen) and all(is_picture(img) for img, _ in gallery)
@@ -304,6 +318,14 @@ ENDPOINTS: dict[str, Endpoint] = {
                         lambda d: (Arg(upload_files(d, True), upload_files(d, False)), pick(KINDS_CAP),
                                    num(1, captioning_tab.MAX_BEAM), ANY),
                         check_caption, cost=1.0),
+    "caption_beams": Endpoint(captioning_tab.caption_beams,
+                              lambda d: (Arg(upload_files(d, True), upload_files(d, False)), pick(KINDS_CAP),
+                                         num(1, captioning_tab.MAX_BEAM), ANY), check_caption_beams),
+    "caption_faithfulness": Endpoint(captioning_tab.caption_faithfulness,
+                                     lambda d: (Arg(upload_files(d, True), upload_files(d, False)), pick(KINDS_CAP),
+                                                num(1, captioning_tab.MAX_BEAM), num(1, captioning_tab.MAX_DRAWS),
+                                                num(0, captioning_tab.MAX_SEED)), check_caption_faithfulness,
+                                     cost=0.5),
     "sagan_generate": Endpoint(sagan_tab.generate, lambda d: SAGAN_SPEC, check_sagan_generate),
     "sagan_attention": Endpoint(sagan_tab.attention,
                                 lambda d: (*SAGAN_SPEC, num(0, 15), num(0, 31), num(0, 31)), check_sagan_attention),
@@ -342,6 +364,8 @@ ENDPOINTS: dict[str, Endpoint] = {
 # A normal call per endpoint: after the fuzzing it must still work (nothing global was broken).
 NORMAL = {
     "caption": lambda: (captioning_tab.example_paths()[0], "soft", 2, True),
+    "caption_beams": lambda: (captioning_tab.example_paths()[0], "soft", 2, True),
+    "caption_faithfulness": lambda: (captioning_tab.example_paths()[0], "soft", 1, 2, 0),
     "sagan_generate": lambda: ("bag", 1, 2, False),
     "sagan_attention": lambda: ("bag", 1, 2, False, 1, 16, 16),
     "sagan_sweep": lambda: ("bag", 1, 1, False, 0, 8),
