@@ -57,7 +57,10 @@ class ModelSpec:
 _SPECS: dict[str, ModelSpec] = {}
 # (name, device, source, repo, revision) -> model in eval mode, shared by every caller.
 _cache: dict[tuple, torch.nn.Module] = {}
-_cache_lock = threading.Lock()
+_cache_lock = threading.Lock()  # guards _cache and _load_locks, held only briefly
+# One lock per cache key, held while that model loads: two tabs asking for the same model at once build it once,
+# while a slow Hub download of one model (retries take ~25 s offline) does not hold up loading the others.
+_load_locks: dict[tuple, threading.Lock] = {}
 
 
 def register(spec: ModelSpec) -> ModelSpec:
@@ -166,14 +169,20 @@ def load(
         # The pinned revision is a commit of the published repo; another repo has its own history.
         rev = revision or (spec.revision if repo == spec.published_repo_id else None)
     key = (name, str(dev), source, repo, rev)
-    with _cache_lock:  # held while loading, so two tabs asking at once build the model once
+    with _cache_lock:
         if key in _cache:
             return _cache[key]
+        key_lock = _load_locks.setdefault(key, threading.Lock())
+    with key_lock:
+        with _cache_lock:
+            if key in _cache:  # built by the caller we waited for
+                return _cache[key]
         folder = spec.local_dir if source == "local" else hub.download_model_files(repo, rev)
         model = hub.build_and_load(spec.resolve_class(), folder)
         model = model.to(dev).eval()
         model.registry_name = name  # lets the UI and model cards say which weights are shown
-        _cache[key] = model
+        with _cache_lock:
+            _cache[key] = model
         return model
 
 

@@ -196,3 +196,37 @@ def test_shipped_weights_load_strictly(name):
     m = load(name, device="cpu", source="local")
     assert not m.training and sum(p.numel() for p in m.parameters()) > 0
     assert set(load_file(weights)) <= set(m.state_dict())
+
+
+def test_a_slow_hub_download_does_not_hold_up_other_models(monkeypatch):
+    """While one model waits on the Hub (offline retries take ~25 s), another model still loads at once; two
+    callers of the same model wait for one build."""
+    import threading
+
+    from attn_models import hub
+
+    release, started, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def blocked_download(repo, rev):
+        started.set()
+        try:
+            release.wait(30)
+            raise ValueError("offline")
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(hub, "download_model_files", blocked_download)
+    errors = []
+    waiting = threading.Thread(target=lambda: errors.append(pytest.raises(ValueError, load, "sagan-fashion-mnist",
+                                                                          device="cpu", source="hub")))
+    waiting.start()
+    try:
+        assert started.wait(10)
+        registry.clear_cache("fashion-mnist-classifier")
+        m = load("fashion-mnist-classifier", device="cpu", source="local")  # not blocked by the download
+        assert not finished.is_set()  # the other load is still downloading: nothing waited for it
+        assert m is load("fashion-mnist-classifier", device="cpu", source="local")
+    finally:
+        release.set()
+        waiting.join(30)
+    assert errors and not waiting.is_alive()
