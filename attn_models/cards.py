@@ -317,8 +317,9 @@ TASKS: dict[str, TaskCard] = {
         _inductive_bias_text,
         'm = load("{name}")\nprobs = m.predict_proba(items, dy=0, dx=3)  # uint8 (N, 28, 28) -> (N, 10), moved 3 px\n'
         "maps = m.features(canvases)  # one (N, C, h, w) map per layer",
-        "Every Fashion-MNIST test image: accuracy with the item centred and moved 1..6 pixels (mean of up, down, "
-        "left, right); the equivariance error ||f(shift x) − shift f(x)|| / ||shift f(x)|| of the last layer's map "
+        "The first Fashion-MNIST test images (how many: the *test images* row): accuracy with the item centred "
+        "and moved 1..6 pixels (mean of up, down, left, right); the equivariance error "
+        "||f(shift x) − shift f(x)|| / ||shift f(x)|| of the last layer's map "
         "(token grids spread over their patches) for diagonal shifts, away from the borders; accuracy with the "
         "canvas's 4x4 patches randomly permuted (mean of 3 permutations). The other columns are the other models "
         "of the same evaluation.",

@@ -112,7 +112,8 @@ def main(argv=None) -> dict:
     from attn_models.data import load_fashion_mnist
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="+", help="registry names or weights folders")
+    p.add_argument("names", nargs="*", help="registry names or weights folders (none: only the Image Transformer "
+                                            "curves of --image-transformer)")
     p.add_argument("--limit", type=int, default=None, help="first N test images only (quick checks)")
     p.add_argument("--patch", type=int, default=4, help="patch size of the shuffled-patches test")
     p.add_argument("--device", default="cpu")
@@ -124,6 +125,8 @@ def main(argv=None) -> dict:
                    help="also write each registry model's entry to weights/<name>/metrics.json and each Image "
                         "Transformer's curve to weights/<name>/shift_bpd.json (what the app's tab shows)")
     args = p.parse_args(argv)
+    if not args.names and not args.image_transformer:
+        p.error("give inductive-bias models to evaluate, or --image-transformer NAME")
     x, y = load_fashion_mnist("test")
     items, labels = torch.from_numpy(x[: args.limit].copy()), torch.from_numpy(y[: args.limit].astype(np.int64))
     argv = sys.argv[1:] if argv is None else argv
