@@ -105,23 +105,29 @@ DIRECTIONS = {"down": (1, 0), "up": (-1, 0), "right": (0, 1), "left": (0, -1)}
 
 def bits_per_dim_vs_shift(model, images: np.ndarray, labels: np.ndarray, max_shift: int = MAX_SHIFT) -> dict:
     """An autoregressive model's bits/dim of ``images`` (N, 28, 28[, C]) uint8 moved 0..max_shift pixels in each
-    direction: {"mean": [...], "<direction>": [...], "ink_lost": [...]} where ink_lost is the share of the images'
-    total intensity shifted out of the frame (the Fashion-MNIST frame is tight: a shift also crops a little)."""
+    direction: {"mean": [...], "<direction>": [...], "cropped_mean": [...], "position_penalty": [...],
+    "ink_lost": [...]}.
+
+    The Fashion-MNIST frame is tight, so a shift also crops: what leaves the frame is lost and black comes in, and
+    a simpler image scores fewer bits. ``cropped_mean`` is the control: the same pixels lost (moved out and back),
+    the item left where it was. ``position_penalty`` = mean - cropped_mean is what moving alone costs; ``ink_lost``
+    is the share of the images' total intensity that left the frame."""
     if images.ndim == 3:
         images = images[..., None]
     total = float(images.astype(np.float64).sum())
-    out: dict[str, list[float]] = {d: [] for d in DIRECTIONS}
-    out["ink_lost"] = []
-    for s in range(max_shift + 1):
-        lost = []
+    base = float(model.bits_per_dim(images, labels=labels))
+    out: dict[str, list[float]] = {d: [base] for d in DIRECTIONS}
+    out.update(cropped_mean=[base], ink_lost=[0.0])
+    for s in range(1, max_shift + 1):
+        lost, cropped = [], []
         for d, (uy, ux) in DIRECTIONS.items():
             moved = shift_images(images, uy * s, ux * s)
-            out[d].append(float(model.bits_per_dim(moved, labels=labels)) if s else None)
+            out[d].append(float(model.bits_per_dim(moved, labels=labels)))
+            in_place = shift_images(moved, -uy * s, -ux * s)  # the same pixels lost, nothing moved
+            cropped.append(float(model.bits_per_dim(in_place, labels=labels)))
             lost.append(1.0 - float(moved.astype(np.float64).sum()) / total)
-        if s == 0:  # every direction is the same image set at 0: score it once
-            base = float(model.bits_per_dim(images, labels=labels))
-            for d in DIRECTIONS:
-                out[d][0] = base
+        out["cropped_mean"].append(float(np.mean(cropped)))
         out["ink_lost"].append(float(np.mean(lost)))
     out["mean"] = [float(np.mean([out[d][s] for d in DIRECTIONS])) for s in range(max_shift + 1)]
+    out["position_penalty"] = [m - c for m, c in zip(out["mean"], out["cropped_mean"], strict=True)]
     return out

@@ -38,7 +38,6 @@ from demo import image_transformer_tab as imt_tab
 from demo import inductive_bias_tab as bias_tab
 from tests.demo.test_faults import tiny_imt_models  # noqa: F401  (fixture: tiny Image Transformers)
 from tests.demo.test_image_transformer_tab import SIZE as IMT_SIZE
-from tests.demo.test_image_transformer_views_e2e import drawings
 
 EXAMPLES = int(os.environ.get("ATTN_FUZZ_EXAMPLES", "12"))
 RANDOM = os.environ.get("ATTN_FUZZ_RANDOM") == "1"
@@ -259,6 +258,14 @@ def check_caption_faithfulness(out):
     assert isinstance(note, str) and len(table) == len(raw["object_words"])
     assert picture is None if not raw["object_words"] else is_picture(picture)
     extra_files(out[4:])
+
+
+def drawings(valid: bool):
+    """The ImageEditor values of test_image_transformer_views_e2e (imported when used: that module imports this
+    one's strategies)."""
+    from tests.demo.test_image_transformer_views_e2e import drawings as editor_values
+
+    return editor_values(valid)
 
 
 def check_imt_mask(out):

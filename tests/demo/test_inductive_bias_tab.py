@@ -129,8 +129,16 @@ def test_curves_read_the_measured_files(tmp_path, monkeypatch):
     cnn = {"accuracy_vs_shift": {"mean": [0.9, 0.8, 0.7]}, "equivariance_error": {"0": {"1": 0.0}, "1": {"1": 0.01}},
            "shuffled_accuracy": 0.2}
     (root / tab.MODELS["CNN"] / tab.METRICS_FILE).write_text(json.dumps(cnn))
+    it = root / tab.IMAGE_TRANSFORMERS["Image Transformer 1D"]
+    it.mkdir(parents=True)
+    (it / tab.IT_SHIFT_FILE).write_text(json.dumps({"mean": [3.0, 2.9], "cropped_mean": [3.0, 2.8],
+                                                     "position_penalty": [0.0, 0.1], "ink_lost": [0.0, 0.01],
+                                                     "test_images": 100}))
     monkeypatch.setattr(registry, "WEIGHTS_ROOT", root)
     acc, err, bpd, text = tab.curves()
+    assert bpd["bits/dim"].tolist() == [3.0, 2.9, 3.0, 2.8]
+    assert set(bpd["model"]) == {"Image Transformer 1D, moved", "Image Transformer 1D, cropped in place"}
+    assert "moving alone costs +0.100 bits/dim" in text
     assert acc["accuracy"].tolist() == [0.9, 0.8, 0.7] and set(acc["model"]) == {"CNN"}
     assert err["equivariance error"].tolist() == [0.01]  # the last layer's
     assert "accuracy 0.900 centred, 0.700 with the item moved 2 px" in text

@@ -65,3 +65,7 @@ def test_bits_per_dim_against_shift_scores_the_moved_images():
     assert curve["up"][1] == pytest.approx(shift_images(images[..., None], -1, 0).mean())
     assert curve["up"][3] == 0.0 and curve["ink_lost"][0] == 0.0 and curve["ink_lost"][3] == pytest.approx(0.25)
     assert curve["mean"][2] == pytest.approx(np.mean([curve[d][2] for d in ("up", "down", "left", "right")]))
+    # the control loses the same pixels without moving the rest: for this "model" (mean intensity) moving costs
+    # nothing, so the position penalty is 0 at every shift
+    assert curve["cropped_mean"][3] == pytest.approx(curve["mean"][3])
+    assert curve["position_penalty"] == pytest.approx([0.0] * 4, abs=1e-12)
