@@ -27,7 +27,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from demo import common, render
 from demo.common import choice, handler, user_errors, whole
@@ -114,18 +114,6 @@ def _run_faithfulness(model, image: Image.Image, beam_size: int, draws: int, see
 # ---------------------------------------------------------------------------------------------
 # Input checking and decoding.
 
-def _upload_path(value) -> str | None:
-    """The local path of an upload as Gradio passes it without preprocessing (a FileData dict),
-    or as a plain path string (direct Python calls)."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return value.get("path")
-    if isinstance(value, (str, Path)):
-        return str(value)
-    raise gr.Error(f"Image must be an image file, got {type(value).__name__}.")
-
-
 def _to_rgb(im: Image.Image) -> Image.Image:
     """Any Pillow mode -> RGB, keeping what the picture means rather than Pillow's raw cast."""
     if im.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
@@ -146,31 +134,10 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 def read_image(value) -> Image.Image:
     """Decode an upload into an RGB PIL image, or raise gr.Error saying what is wrong with it."""
-    path = _upload_path(value)
-    if not path:
-        raise common.no_image("upload one, pick an example or press “New random scene”")
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        raise gr.Error("The uploaded file could not be found on the server; please upload it again.") from None
-    if size == 0:
-        raise gr.Error("The uploaded file is empty (0 bytes).")
-    try:
-        with Image.open(path) as im:  # reads the header only: the size is known before decoding
-            common.check_image_size(*im.size)
-            im.seek(0)  # first frame of animations and multi-page files
-            im.draft("RGB", (2 * VIEW_SIZE, 2 * VIEW_SIZE))  # JPEG only: decode big photos at reduced scale
-            im = ImageOps.exif_transpose(im)  # phone photos: show and caption them upright
-            rgb = _to_rgb(im)
-    except gr.Error:
-        raise
-    except Image.DecompressionBombError:
-        raise gr.Error(f"The image is too large (over {common.MAX_PIXELS // 1_000_000} megapixels); "
-                       "please downscale it.") from None
-    except UnidentifiedImageError:
-        raise gr.Error("This file is not an image format Pillow can read (try PNG or JPEG).") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
-        raise gr.Error(f"The image file is damaged or truncated and could not be decoded ({e}).") from None
+    # JPEG only: big photos are decoded at reduced scale
+    im = common.read_upload(value, "upload one, pick an example or press “New random scene”",
+                            draft=(2 * VIEW_SIZE, 2 * VIEW_SIZE))
+    rgb = _to_rgb(im)
     # The model sees a 96x96 resize and the views are at most LARGE_SIZE wide, so big photos are
     # box-averaged down to about WORK_SIZE first (fast, and no aliasing in the model's resize).
     factor = max(rgb.size) // WORK_SIZE
