@@ -291,15 +291,22 @@ NO_GROUND_TRUTH = ("Attention correctness needs the ground-truth boxes of a Fash
                    "pick an example or a random scene to see it.")
 
 
+def checked_request(image, attention, beam_size, device: str | None):
+    """What every single-model handler starts from: the checked model kind and beam size, the decoded image,
+    and the model (arguments are checked before the image is decoded or the model loaded)."""
+    kind = check_kind(attention)
+    beam = check_beam(beam_size)
+    pil = read_image(image)
+    return kind, beam, pil, get_model(kind, device)
+
+
 @handler
 def caption(image, attention="soft", beam_size=3, smooth_maps=True, device: str | None = None):
     """Caption an image with Show, Attend and Tell and render each word's attention map (``device``: where
     the model runs, by default the app's)."""
-    kind = check_kind(attention)
-    beam = check_beam(beam_size)
+    kind, beam, pil, model = checked_request(image, attention, beam_size, device)
     smooth = bool(smooth_maps)
-    pil = read_image(image)
-    out = run_model(get_model(kind, device), pil, beam)
+    out = run_model(model, pil, beam)
     words = list(out.words)
     alphas = np.asarray(out.alphas, dtype=np.float32)
     betas = None if out.betas is None else np.asarray(out.betas, dtype=np.float32)
@@ -415,11 +422,8 @@ BEAM_HEADERS = ["rank", "caption", "score (log-prob per token)", "log-prob", "en
 @handler
 def caption_beams(image, attention="soft", beam_size=3, smooth_maps=True, device: str | None = None):
     """Every hypothesis the beam search finished (best first) with its score, words and per-word maps."""
-    kind = check_kind(attention)
-    beam = check_beam(beam_size)
+    kind, beam, pil, model = checked_request(image, attention, beam_size, device)
     smooth = bool(smooth_maps)
-    pil = read_image(image)
-    model = get_model(kind, device)
     with user_errors("The model could not caption this image"):
         beams = _run_beams(model, pil, beam)
     base = display_image(np.asarray(pil), THUMB)
@@ -533,12 +537,9 @@ def caption_faithfulness(image, attention="soft", beam_size=3, random_draws=5, s
     random cells, and its gradient saliency beside α with their rank correlation."""
     from attn_models.captioning.faithfulness import MASS, summary
 
-    kind = check_kind(attention)
-    beam = check_beam(beam_size)
     draws = check_draws(random_draws)
     seed = check_seed(seed)
-    pil = read_image(image)
-    model = get_model(kind, device)
+    kind, beam, pil, model = checked_request(image, attention, beam_size, device)
     with user_errors("The faithfulness test failed on this image"):
         result = _run_faithfulness(model, pil, beam, draws, seed)
         picture = faithfulness_picture(model, pil, result)
@@ -632,11 +633,9 @@ def build(device: str) -> None:
             correctness = gr.Dataframe(headers=CORRECTNESS_HEADERS, label="Attention correctness per object word",
                                        visible=False, interactive=False, elem_id="cap-correctness")
             correctness_note = gr.Markdown(label="Ground truth note", show_label=False, elem_id="cap-note")
-            gr.Markdown("**Download**: every word's map (PNG), the animation (GIF, MP4), words, α maps with their "
-                        "grid shape and β (NPZ, JSON)")
-            exports = common.export_buttons("cap-export")
-            with gr.Accordion("Raw output (words, α maps, β)", open=False):
-                raw = gr.JSON(label="Model output")
+            exports, raw = common.export_section(
+                "every word's map (PNG), the animation (GIF, MP4), words, α maps with their grid shape and β "
+                "(NPZ, JSON)", "cap-export", "Raw output (words, α maps, β)", "Model output")
     with gr.Accordion("Every beam · soft vs hard · does each word depend on where the model looked?", open=False,
                       elem_id="cap-more"):
         gr.Markdown(MORE_ABOUT)

@@ -439,3 +439,14 @@ def export_buttons(elem_prefix: str, labels: Iterable[str] = EXPORT_LABELS,
     with gr.Row():
         return [gr.DownloadButton(label, value=value, size="sm", elem_id=f"{elem_prefix}-{label.split()[0].lower()}")
                 for label, value in zip(labels, values, strict=True)]
+
+
+def export_section(what: str, elem_prefix: str, raw_title: str, raw_label: str,
+                   labels: Iterable[str] = EXPORT_LABELS) -> tuple[list[gr.DownloadButton], gr.JSON]:
+    """"**Download**: <what>", the row of download buttons (see export_buttons) and a closed accordion
+    ``raw_title`` with the raw numbers as JSON; returns (buttons, the JSON component)."""
+    gr.Markdown(f"**Download**: {what}")
+    buttons = export_buttons(elem_prefix, labels)
+    with gr.Accordion(raw_title, open=False):
+        raw = gr.JSON(label=raw_label)
+    return buttons, raw

@@ -291,11 +291,9 @@ def build(device: str) -> None:
             table = gr.Dataframe(label="Predictions and equivariance error", interactive=False,
                                  elem_id="bias-table")
             words = gr.Markdown(label="What these numbers say", show_label=False, elem_id="bias-reading")
-            gr.Markdown("**Download**: the table of maps (PNG), the item moving step by step (GIF, MP4), every "
-                        "model's probabilities, feature norms and error maps (NPZ, JSON)")
-            exports = common.export_buttons("bias-export")
-            with gr.Accordion("Raw output", open=False):
-                raw = gr.JSON(label="Numbers")
+            exports, raw = common.export_section(
+                "the table of maps (PNG), the item moving step by step (GIF, MP4), every model's probabilities, "
+                "feature norms and error maps (NPZ, JSON)", "bias-export", "Raw output", "Numbers")
     gr.Markdown("### Measured over the test set")
     acc_df, err_df, bpd_df, text = curves()
     with gr.Row():
