@@ -47,9 +47,12 @@ class SelfAttention2d(nn.Module):
     def key_hw(self, h: int, w: int) -> tuple[int, int]:
         return (h // 2, w // 2) if self.pool else (h, w)
 
-    def forward(self, x: torch.Tensor, return_attn: bool = False, attention_off: bool = False):
+    def forward(self, x: torch.Tensor, return_attn: bool = False, attention_off: bool = False,
+                knockout: int | None = None):
         """x (B, C, H, W) -> y (B, C, H, W) [, beta (B, H*W, K)]. attention_off gives y = x
-        (gamma taken as 0) without touching the shared parameter, so concurrent callers are unaffected."""
+        (gamma taken as 0) without touching the shared parameter, so concurrent callers are unaffected.
+        ``knockout`` (a query index, row-major on the H x W grid) zeroes the attention output o of that one
+        position, so y there is x: what the image owes to that query's attention."""
         if attention_off and not return_attn:
             return x
         b, c, hh, ww = x.shape
@@ -59,6 +62,12 @@ class SelfAttention2d(nn.Module):
             key, value = F.max_pool2d(key, 2), F.max_pool2d(value, 2)
         key, value = key.flatten(2), value.flatten(2)  # (B, C/8, K), (B, Cv, K)
         beta = torch.softmax(torch.bmm(query.transpose(1, 2), key), dim=-1)  # (B, Q, K)
-        o = torch.bmm(value, beta.transpose(1, 2)).view(b, -1, hh, ww)  # (B, Cv, H, W)
+        o = torch.bmm(value, beta.transpose(1, 2))  # (B, Cv, Q)
+        if knockout is not None:
+            if not 0 <= knockout < hh * ww:
+                raise ValueError(f"knockout query must be in 0..{hh * ww - 1}, got {knockout}")
+            o = o.clone()
+            o[:, :, knockout] = 0  # W_v is a bias-free 1x1 conv, so gamma * W_v o is 0 there too
+        o = o.view(b, -1, hh, ww)
         y = x if attention_off else x + self.gamma * self.v(o)
         return (y, beta) if return_attn else y

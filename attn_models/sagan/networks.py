@@ -117,18 +117,22 @@ class Generator(nn.Module):
         self.out_bn = nn.BatchNorm2d(c_in, eps=1e-4)
         self.out_conv = sn_conv(c_in, img_channels, 3)
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor, return_attn: bool = False, attention_off: bool = False):
-        """Returns images, or (images, {resolution: beta (B, Q, K)}) with return_attn."""
+    def forward(self, z: torch.Tensor, y: torch.Tensor, return_attn: bool = False, attention_off: bool = False,
+                knockout: dict[str, int] | None = None):
+        """Returns images, or (images, {resolution: beta (B, Q, K)}) with return_attn. ``knockout`` maps a layer's
+        resolution to the query whose attention output is zeroed (see SelfAttention2d.forward)."""
         h = self.linear(z).view(z.shape[0], self.c0, 4, 4)
         maps = {}
+        knockout = knockout or {}
         for block in self.blocks:
             h = block(h, y)
             key = str(h.shape[-1])
             if key in self.attn:
                 if return_attn:
-                    h, maps[key] = self.attn[key](h, return_attn=True, attention_off=attention_off)
+                    h, maps[key] = self.attn[key](h, return_attn=True, attention_off=attention_off,
+                                                  knockout=knockout.get(key))
                 else:
-                    h = self.attn[key](h, attention_off=attention_off)
+                    h = self.attn[key](h, attention_off=attention_off, knockout=knockout.get(key))
         img = torch.tanh(self.out_conv(F.relu(self.out_bn(h))))
         return (img, maps) if return_attn else img
 
@@ -154,13 +158,19 @@ class Discriminator(nn.Module):
         self.linear = sn_linear(c_in, 1)
         self.embed = nn.utils.parametrizations.spectral_norm(nn.Embedding(num_classes, c_in), eps=1e-6)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """x (B, C, S, S) in [-1, 1], y (B,) -> score (B,)."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor, return_attn: bool = False):
+        """x (B, C, S, S) in [-1, 1], y (B,) -> score (B,), or (score, {resolution: beta (B, Q, K)}) with
+        return_attn. Under the hinge loss a score above 0 leans "real", below 0 "generated"."""
         h = x
+        maps = {}
         for block in self.blocks:
             h = block(h)
             key = str(h.shape[-1])
             if key in self.attn and block.down:
-                h = self.attn[key](h)
+                if return_attn:
+                    h, maps[key] = self.attn[key](h, return_attn=True)
+                else:
+                    h = self.attn[key](h)
         h = F.relu(h).sum(dim=(2, 3))  # (B, C)
-        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)
+        score = self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)
+        return (score, maps) if return_attn else score

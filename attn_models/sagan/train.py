@@ -12,8 +12,9 @@ Data: "fashion-mnist" (28x28 padded to 32x32), "imagefolder:DIR" (one sub-folder
 uint8, so batches come from an epoch-wise shuffle keyed on (seed, epoch) like every other model.
 Validation (fashion-mnist, every --eval-every steps): class consistency and classifier-feature FID of
 ``--eval-images`` EMA samples against held-out *training* images (the test set is for ``evaluate``); the gammas.
-``--init-from weights/<name>`` starts G and its EMA from shipped weights (they hold the EMA generator only; D
-starts fresh). Export: the EMA generator with BatchNorm statistics re-estimated for its weights.
+``--init-from weights/<name>`` starts G and its EMA from shipped weights (and D too when the export holds it;
+exports made before D was kept start D fresh). Export: the EMA generator with BatchNorm statistics re-estimated
+for its weights, and the discriminator as trained (the app shows its attention and verdicts).
 """
 from __future__ import annotations
 
@@ -203,7 +204,7 @@ class SAGANTask(training.TrainTask):
         g_res, d_res = parse_res(a.g_attn_res), parse_res(a.d_attn_res)
         self.config = dict(img_size=a.img_size, img_channels=a.img_channels, num_classes=len(class_names),
                            z_dim=a.z_dim, ch=a.ch, attn_res=g_res, attn_variant=a.attn_variant,
-                           class_names=class_names)
+                           class_names=class_names, d_ch=a.ch, d_attn_res=d_res)
         g = Generator(a.img_size, a.img_channels, len(class_names), a.z_dim, a.ch, g_res, a.attn_variant)
         d = Discriminator(a.img_size, a.img_channels, len(class_names), a.ch, d_res, a.attn_variant)
         self.ema = EMA(g, a.ema_decay)
@@ -228,16 +229,19 @@ class SAGANTask(training.TrainTask):
         self.ema.model.load_state_dict({k[len("ema."):]: v for k, v in tensors.items()}, strict=True)
 
     def init_from(self, path):
-        from safetensors.torch import load_model
+        from attn_models.registry import load_name_or_folder
 
-        shipped = SAGAN(**self.config)
-        load_model(shipped, str(training.weights_file(path)), strict=True)  # the shipped (EMA) generator
+        # By its own config: exports made before D was kept have none.
+        shipped = load_name_or_folder(str(training.weights_file(path).parent), "sagan", device="cpu")
         self.acc.unwrap_model(self.g).load_state_dict(shipped.generator.state_dict())
         self.ema.model.load_state_dict(shipped.generator.state_dict())
+        if shipped.has_discriminator:
+            self.acc.unwrap_model(self.d).load_state_dict(shipped.discriminator.state_dict())
 
     def shipped_model(self, standing_batches: int) -> SAGAN:
         model = SAGAN(**self.config)
         model.generator.load_state_dict(self.ema.model.state_dict())
+        model.discriminator.load_state_dict(self.acc.unwrap_model(self.d).state_dict())
         standing_stats(model.generator, batches=standing_batches, seed=self.args.seed)
         return model.eval()
 

@@ -208,3 +208,51 @@ def test_ablation_arms_are_summarised_over_runs(tmp_path, fashion_mnist):
     assert "query_jsd_within_image" in attention and "query_jsd_within_image" not in none
     with pytest.raises(SystemExit):
         evaluate.parse_arms(["no-equals-sign"])
+
+
+def test_knockout_changes_only_what_that_query_feeds_and_checks_its_index(sagan):
+    """Zeroing one query's attention output: the block's output there equals its input; the image changes, and
+    knocking out with gamma 0 changes nothing."""
+    block = sagan.generator.attn["16"]
+    x = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = block(x)
+        y_ko = block(x, knockout=37)
+    qy, qx = divmod(37, 16)
+    torch.testing.assert_close(y_ko[:, :, qy, qx], x[:, :, qy, qx])
+    assert not torch.allclose(y[:, :, qy, qx], x[:, :, qy, qx])
+    other = torch.ones(16, 16, dtype=torch.bool)
+    other[qy, qx] = False
+    torch.testing.assert_close(y_ko[:, :, other], y[:, :, other])  # only that position's output moved
+    base, ko = sagan.generate([3], seed=2), sagan.generate([3], seed=2, knockout=37)
+    assert not np.array_equal(base.images, ko.images)
+    np.testing.assert_allclose(ko.attention, base.attention, atol=1e-6)  # the maps of that layer are unchanged
+    for bad in (-1, 256, 1.5, True):
+        with pytest.raises(ValueError):
+            sagan.generate([3], seed=2, knockout=bad)
+    with pytest.raises(ValueError):
+        SAGAN(ch=8, attn_res=[]).eval().generate([0], knockout=0)
+
+
+def test_discriminate_scores_and_attention():
+    torch.manual_seed(1)
+    m = SAGAN(ch=8, d_attn_res=[16]).eval()
+    with torch.no_grad():
+        m.discriminator.attn["16"].gamma.fill_(0.3)
+    images = m.generate([0, 1, 2], seed=0).images
+    out = m.discriminate(images, [0, 1, 2])
+    assert m.has_discriminator and out.scores.shape == (3,) and np.isfinite(out.scores).all()
+    assert out.attention.shape == (3, 256, 64) and out.query_hw == (16, 16) and out.key_hw == (8, 8)
+    np.testing.assert_allclose(out.attention.sum(-1), 1.0, atol=1e-5)
+    assert out.gamma == pytest.approx(0.3) and out.gammas == {"16": pytest.approx(0.3)}
+    # image k's verdict depends on image k and its label only, and the label matters (projection)
+    one = m.discriminate(images[1:2], [1])
+    np.testing.assert_allclose(one.scores[0], out.scores[1], rtol=1e-5, atol=1e-5)
+    assert m.discriminate(images[1:2], [7]).scores[0] != pytest.approx(one.scores[0])
+    np.testing.assert_allclose(m.discriminate(images[..., 0], [0, 1, 2]).scores, out.scores)  # (N, S, S) too
+    for bad_images, labels in [(images[:, :28, :28], [0, 1, 2]), (images.astype(np.float32), [0, 1, 2]),
+                               (images, [0, 1]), (images, [0, 1, 10])]:
+        with pytest.raises(ValueError):
+            m.discriminate(bad_images, labels)
+    with pytest.raises(ValueError, match="no discriminator"):
+        SAGAN(ch=8).discriminate(images, [0, 1, 2])

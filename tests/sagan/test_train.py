@@ -70,3 +70,26 @@ def test_init_from_shipped_weights_starts_g_and_its_ema_there(tmp_path):
     want = shipped.generator.state_dict()
     for k, v in task.ema.model.state_dict().items():
         torch.testing.assert_close(v, want[k], msg=k)
+
+
+def test_export_keeps_the_discriminator_and_init_from_restores_it(fashion_mnist, tmp_path):
+    """The export holds D as trained (the app shows its attention and verdicts); a run started from that
+    export begins with the same D."""
+    out = tmp_path / "out"
+    train.main([*TINY, "--limit", "64", "--max-steps", "2", "--run-dir", str(tmp_path / "run"), "--export", str(out),
+                "--no-progress"])
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["d_attn_res"] == [16] and cfg["d_ch"] == 8
+    model = build_and_load(SAGAN, out).eval()
+    assert model.has_discriminator
+    images = model.generate([0, 1], seed=0).images
+    judged = model.discriminate(images, [0, 1])
+    assert judged.attention.shape == (2, 256, 64) and np.isfinite(judged.scores).all()
+    task = train.SAGANTask()
+    from attn_models import training
+
+    training.run(task, [*TINY, "--limit", "64", "--max-steps", "0", "--init-from", str(out),
+                        "--run-dir", str(tmp_path / "run2"), "--no-progress"])
+    want = model.discriminator.state_dict()
+    for k, v in task.acc.unwrap_model(task.d).state_dict().items():
+        torch.testing.assert_close(v, want[k], msg=k)
