@@ -726,22 +726,67 @@ def write_card(name: str, runs: list[Path], eval_path: Path, previous: Path | No
     return out
 
 
+BLOCK_START = "<!-- evaluation section: written by python -m attn_models.cards --evaluation-only -->"
+BLOCK_END = "<!-- end of the evaluation section -->"
+
+
+def update_evaluation(name: str, eval_path: Path, previous: Path | None = None, out: Path | None = None,
+                      previous_label: str = "previous", command: str | None = None) -> Path:
+    """For weights that predate the training scaffold (no run directory to write a whole card from): keep the
+    card's text and write only its evaluation section from ``eval_path``, between two markers (replaced when
+    present, else placed before the card's first ``## `` heading), with its own provenance line."""
+    spec = get_spec(name)
+    out = Path(out) if out else spec.local_dir / "README.md"
+    if not out.is_file():
+        raise ValueError(f"{out}: no card to update (write one with --run)")
+    eval_path = Path(eval_path)
+    ev = read_json(eval_path, f"written by `python -m attn_models.{spec.task}.evaluate {name} --json ...`")
+    check_eval(spec.task, model_numbers(spec.task, name, ev, eval_path), eval_path)
+    prev = read_json(Path(previous), "the previous version's eval JSON") if previous else None
+    files = [eval_path] + ([Path(previous)] if previous else [])
+    block = [BLOCK_START, *evaluation_section(spec.task, name, ev, eval_path, prev,
+                                              Path(previous) if previous else None, previous_label),
+             "Every number in this section comes from "
+             + ", ".join(f"`{_shown(f)}` (sha256 {_sha(f)})" for f in files) + "."
+             + (f" Written by `{command}`." if command else ""), BLOCK_END]
+    text = out.read_text()
+    if BLOCK_START in text and BLOCK_END in text:
+        head, rest = text.split(BLOCK_START, 1)
+        text = head + "\n".join(block) + rest.split(BLOCK_END, 1)[1]
+    else:
+        at = text.find("\n## ")
+        if at < 0:
+            raise ValueError(f"{out}: no '## ' heading to place the evaluation section before")
+        text = text[:at + 1] + "\n".join(block) + "\n\n" + text[at + 1:]
+    out.write_text(text)
+    return out
+
+
 def main(argv: list[str] | None = None) -> Path:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="python -m attn_models.cards", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", metavar="NAME", help="registry name (python -m attn_models list)")
-    p.add_argument("--run", action="append", required=True, metavar="RUN_DIR",
+    p.add_argument("--run", action="append", metavar="RUN_DIR",
                    help="a run directory (log.jsonl + train_info.json); repeat for a chain, earliest stage first")
+    p.add_argument("--evaluation-only", action="store_true",
+                   help="weights that predate the training scaffold: keep the card and (re)write only its "
+                        "evaluation section from --eval")
     p.add_argument("--eval", required=True, metavar="EVAL_JSON", help="the task's evaluate --json output")
     p.add_argument("--previous", metavar="OLD_EVAL_JSON", help="the same JSON of the version shipped before")
     p.add_argument("--previous-label", default="previous", help="header of the previous version's column")
     p.add_argument("--out", help="the card to write (default weights/NAME/README.md); config.json is read and "
                                  "learning_curve.png written beside it")
     args = p.parse_args(argv)
+    if bool(args.run) == args.evaluation_only:
+        p.error("give --run (a whole card) or --evaluation-only (only the evaluation section), not both or neither")
+    command = "python -m attn_models.cards " + shlex.join(argv)
     try:
-        out = write_card(args.name, args.run, args.eval, args.previous, args.out, args.previous_label,
-                         "python -m attn_models.cards " + shlex.join(argv))
+        if args.evaluation_only:
+            out = update_evaluation(args.name, args.eval, args.previous, args.out, args.previous_label, command)
+            print(f"updated the evaluation section of {out}")
+            return out
+        out = write_card(args.name, args.run, args.eval, args.previous, args.out, args.previous_label, command)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"wrote {out} and {out.parent / CURVE}")

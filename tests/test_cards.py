@@ -312,3 +312,35 @@ def test_inductive_bias_card_columns_from_one_evaluation(tmp_path):
     assert row(card, "accuracy, item moved 6 px (mean of 4 directions)")[:2] == ["0.790", "0.840"]
     assert row(card, "equivariance error, last layer, shift (4, 4) px")[:2] == ["0.0800", "0.0000"]
     assert "relative position bias" in card and "centred** on a 40x40 black canvas" in card
+
+
+def test_evaluation_only_rewrites_just_that_section_of_a_card_that_predates_the_scaffold(tmp_path):
+    """Legacy captioning cards keep their text; the evaluation section (with faithfulness rows) is written from
+    the evaluate JSON between markers, placed once and replaced on the next call."""
+    name = "sat-soft-fashion-scenes"
+    shipped = json.loads((ROOT / "weights" / name / "metrics.json").read_text())
+    out = tmp_path / "README.md"
+    legacy = "---\ntags: [x]\n---\n\n# title\n\nintro\n\n## Test-set metrics\n\nold table\n\n## Training\n\nold\n"
+    out.write_text(legacy)
+    new = {**shipped, "faithfulness_drop_attended": 0.8123, "faithfulness_drop_attended_std": 1.9,
+           "faithfulness_drop_random": 0.0456, "faithfulness_drop_random_std": 0.3,
+           "faithfulness_drop_difference": 0.7667, "faithfulness_drop_difference_std": 1.8,
+           "faithfulness_attended_beats_random": 0.71, "faithfulness_rank_correlation": 0.53,
+           "faithfulness_rank_correlation_std": 0.2, "faithfulness_words": 8400}
+    e = write_json(tmp_path / "e.json", new)
+    argv = [name, "--evaluation-only", "--eval", str(e), "--previous", str(ROOT / "weights" / name / "metrics.json"),
+            "--out", str(out)]
+    cards.main(argv)
+    card = out.read_text()
+    assert card.startswith("---\ntags: [x]\n---\n\n# title\n\nintro\n\n" + cards.BLOCK_START)
+    assert card.endswith(cards.BLOCK_END + "\n\n## Test-set metrics\n\nold table\n\n## Training\n\nold\n")
+    assert row(card, "occlusion: log-prob drop, attended cells hidden")[0] == "0.812 ± 1.900"
+    assert row(card, "object recall")[:2] == [f"{shipped['object_recall']:.3f}"] * 2
+    assert f"`{e}` (sha256 " in card and "--evaluation-only" in card
+    new["faithfulness_drop_attended"] = 0.5
+    cards.main(argv[:3] + [str(write_json(e, new))] + argv[4:])
+    again = out.read_text()
+    assert again.count(cards.BLOCK_START) == 1 and row(again, "occlusion: log-prob drop, attended cells hidden")[0] \
+        == "0.500 ± 1.900"
+    with pytest.raises(SystemExit):
+        cards.main([name, "--eval", str(e)])  # neither --run nor --evaluation-only
