@@ -169,9 +169,8 @@ def bias_shift(upload, index, dy, dx, layer):
     results = comparisons(item, dy, dx, layer)
     sheet = picture(item, dy, dx, results)
     steps = max(abs(dy), abs(dx))
-    frames = [sheet] if steps == 0 else [
-        picture(item, round(dy * k / steps), round(dx * k / steps),
-                comparisons(item, round(dy * k / steps), round(dx * k / steps), layer)) for k in range(steps + 1)]
+    walk = [(round(dy * k / steps), round(dx * k / steps)) for k in range(steps)]  # the last frame is `sheet`
+    frames = [picture(item, y, x, comparisons(item, y, x, layer)) for y, x in walk] + [sheet]
     info = {"source": origin, "label": None if label is None else CLASS_NAMES[label], "shift": [dy, dx],
             "layer": layer, "models": {
                 k: {"layer": used, "relative_equivariance_error": r.relative_error, "margin_px": r.margin,
@@ -228,8 +227,9 @@ def summary(missing: list[str]) -> str:
     ms = {label: _read(name, METRICS_FILE) for label, name in MODELS.items()}
     ms = {k: v for k, v in ms.items() if v is not None}
     if ms:
-        lines.append("**Over the 10,000 test images** (from each model's `metrics.json`, written by "
-                     "`python -m attn_models.inductive_bias.evaluate`):")
+        counts = sorted({m["test_images"] for m in ms.values()})
+        lines.append(f"**Over the first {' / '.join(f'{n:,}' for n in counts)} test images** (from each model's "
+                     "`metrics.json`, written by `python -m attn_models.inductive_bias.evaluate`):")
         for label, m in ms.items():
             a = m["accuracy_vs_shift"]["mean"]
             last = m["equivariance_error"][str(len(m["equivariance_error"]) - 1)]

@@ -127,7 +127,7 @@ def test_curves_read_the_measured_files(tmp_path, monkeypatch):
     for name in tab.MODELS.values():
         (root / name).mkdir(parents=True)
     cnn = {"accuracy_vs_shift": {"mean": [0.9, 0.8, 0.7]}, "equivariance_error": {"0": {"1": 0.0}, "1": {"1": 0.01}},
-           "shuffled_accuracy": 0.2}
+           "shuffled_accuracy": 0.2, "test_images": 1000}
     (root / tab.MODELS["CNN"] / tab.METRICS_FILE).write_text(json.dumps(cnn))
     it = root / tab.IMAGE_TRANSFORMERS["Image Transformer 1D"]
     it.mkdir(parents=True)
@@ -142,4 +142,5 @@ def test_curves_read_the_measured_files(tmp_path, monkeypatch):
     assert acc["accuracy"].tolist() == [0.9, 0.8, 0.7] and set(acc["model"]) == {"CNN"}
     assert err["equivariance error"].tolist() == [0.01]  # the last layer's
     assert "accuracy 0.900 centred, 0.700 with the item moved 2 px" in text
+    assert "Over the first 1,000 test images" in text  # as many as the evaluation used, read from its file
     assert "Not measured yet" in text and tab.MODELS["attention, no positions"] in text
