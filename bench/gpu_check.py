@@ -273,10 +273,20 @@ def model_checks(names: list[str]) -> tuple[list[Check], list[str]]:
             checks.append(Check(name, "model", run, cmp, "caption(beam 3): words, alphas, betas"))
         elif spec.task == "sagan":
             def run(device, get=get):
-                g = get(device).generate([k % 10 for k in range(16)], seed=0)
-                return {"images": g.images, "attention": g.attention, "gammas": g.gammas}
+                m = get(device)
+                g = m.generate([k % 10 for k in range(16)], seed=0)
+                out = {"images": g.images, "attention": g.attention, "gammas": g.gammas}
+                if m.vis_layer is not None:
+                    out["knocked_out"] = m.generate([3], seed=0, knockout=37).images
+                if m.has_discriminator:  # D judges the CPU's images on both devices: the same inputs
+                    judged = m.discriminate(get("cpu").generate([k % 10 for k in range(16)], seed=0).images,
+                                            [k % 10 for k in range(16)])
+                    out.update(d_scores=judged.scores, d_attention=judged.attention)
+                return out
 
-            checks.append(Check(name, "model", run, note="generate(16): images, attention, gammas"))
+            checks.append(Check(name, "model", run,
+                                note="generate(16): images, attention, gammas; a knocked-out query; D's scores and "
+                                     "attention when the export has D"))
         elif spec.task == "image_transformer":
             def run(device, get=get):
                 m = get(device)
@@ -367,6 +377,12 @@ def handler_checks(tmp: Path) -> dict[str, Check]:
                              needs=(sg.MODEL_NAME,)),
         "sagan_interpolate": Check("sagan_interpolate", "handler", lambda dev: sg.interpolate("bag", 3, 4, 5, False),
                                    needs=(sg.MODEL_NAME,)),
+        "sagan_knockout": Check("sagan_knockout", "handler",
+                                lambda dev: sg.knockout(sg.MIXED, 9, 6, False, 4, 7, 21), needs=(sg.MODEL_NAME,)),
+        "sagan_discriminator_attention": Check(
+            "sagan_discriminator_attention", "handler",
+            lambda dev: sg.discriminator_attention("bag", 0, 4, False, 2, sg.GENERATED, 0, 16, 16),
+            needs=(sg.MODEL_NAME,)),
         "imt_sample": Check("imt_sample", "handler",
                             lambda dev: last(imt.sample("local2d", "dress", 1.0, 0, 4, progress=quiet)), sampled,
                             "sampling: timing only", (imt.MODEL_NAMES["local2d"],)),

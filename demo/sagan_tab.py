@@ -3,11 +3,15 @@
 Generate a grid for a class and seed, pick an image, click a pixel: the tab shows where that query
 attends in the generator's self-attention layer (its softmax row over the key grid), the gamma of
 every attention layer, an animation of the query sweeping the image, a latent interpolation
-between two seeds, and a switch that sets gamma to 0 at inference to show what attention adds.
+between two seeds, and a switch that sets gamma to 0 at inference to show what attention adds. A knock-out sets the
+attention output of the clicked query alone to zero and shows how the image changes. The network switch shows the
+discriminator's attention instead, on the selected generated image or on a real Fashion-MNIST test image, with D's
+verdict (exports that predate the discriminator answer that they hold none).
 
 Handlers are stateless: every request names (class, seed, count, gamma switch) and the images are
 regenerated on demand. That is cheap (32x32, a few ms per image) and exact, because image k
-depends only on (seed, k, class of k) — so the API endpoint ``sagan_attention`` needs no session.
+depends only on (seed, k, class of k) — so the API endpoints (``sagan_attention``, ``sagan_knockout``,
+``sagan_discriminator_attention``) need no session.
 """
 from __future__ import annotations
 
@@ -20,13 +24,14 @@ import torch
 from attn_models.data import CLASS_NAMES
 from attn_models.sagan.model import MAX_SEED
 from demo import common, render
-from demo.common import choice, handler, whole
+from demo.common import choice, handler, user_errors, whole
 from demo.gpu import gpu_handler
 
 MODEL_NAME = "sagan-fashion-mnist"
 MIXED = "mixed (one of each class)"
 CLASS_CHOICES = [*CLASS_NAMES, MIXED]
 MAX_COUNT = 16
+IMAGE = 32  # side of the generated (and the padded Fashion-MNIST) images
 VIEW = 256  # displayed size of the selected image (pixels); clicks come back in these coordinates
 THUMB = 96
 SWEEP_STRIDE = 2  # query-grid step of the sweep animation (16x16 grid -> 64 frames)
@@ -66,19 +71,24 @@ def generate(class_name, seed, count, attention_off):
     return gallery, gamma_text(model, attention_off), render.enlarge(out.images[0], VIEW), 0
 
 
-def query_map(out, index: int, y: int, x: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Attention row of the query cell holding image pixel (y, x): (key_h, key_w) map, query cell."""
-    size = out.images.shape[1]
+def query_map(out, index: int, y: int, x: int, size: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Attention row of the query cell holding image pixel (y, x): (key_h, key_w) map, query cell. ``out`` is the
+    generator's answer (Generated) or the discriminator's (Judged: then ``size``, the image's side, is given)."""
+    size = size or out.images.shape[1]
     qh, qw = out.query_hw
     kh, kw = out.key_hw
     qy, qx = y * qh // size, x * qw // size
     return out.attention[index, qy * qw + qx].reshape(kh, kw), (qy, qx)
 
 
+def ring(picture: np.ndarray, y: int, x: int) -> np.ndarray:
+    """The cyan ring around pixel (y, x) of a 32x32 image shown VIEW pixels wide."""
+    scale = VIEW / IMAGE
+    return render.mark_point(picture, (y + 0.5) * scale, (x + 0.5) * scale, radius=6)
+
+
 def draw(image: np.ndarray, attn: np.ndarray, y: int, x: int) -> np.ndarray:
-    scale = VIEW / image.shape[0]
-    return render.mark_point(render.overlay(image, attn, alpha=0.55, size=VIEW),
-                             (y + 0.5) * scale, (x + 0.5) * scale, radius=6)
+    return ring(render.overlay(image, attn, alpha=0.55, size=VIEW), y, x)
 
 
 MODEL_SAMPLE = 64  # generated images (one of each class in turn, seed 0) behind the model-level numbers
@@ -162,12 +172,18 @@ def attention(class_name, seed, count, attention_off, index, y, x):
     return overlay, info, *render.save_exports(overlay, walk, WALK_FPS, data)
 
 
-@handler
-def on_click(class_name, seed, count, attention_off, index, evt: gr.SelectData):
-    """A click on the enlarged image: Gradio gives [x, y] in the displayed image's pixels."""
+def clicked_pixel(evt: gr.SelectData | None) -> tuple[int, int]:
+    """(y, x) on the 32x32 image of a click on its enlarged view: Gradio gives [x, y] in the displayed pixels."""
     if evt is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) != 2:
         raise gr.Error("Click on a pixel of the enlarged image.")
-    px, py = (int(np.clip(v * 32 // VIEW, 0, 31)) for v in evt.index)
+    px, py = (int(np.clip(v * IMAGE // VIEW, 0, IMAGE - 1)) for v in evt.index)
+    return py, px
+
+
+@handler
+def on_click(class_name, seed, count, attention_off, index, evt: gr.SelectData):
+    """A click on the enlarged image: the generator's attention of that pixel."""
+    py, px = clicked_pixel(evt)
     return *attention(class_name, seed, count, attention_off, index, py, px), py, px
 
 
@@ -213,6 +229,169 @@ def interpolate(class_name, seed_a, seed_b, steps, attention_off):
     return render.save_animation(frames, fps=8.0, suffix=".gif")
 
 
+# ---------------------------------------------------------------------------------------------
+# Both networks. The discriminator's attention of a clicked pixel, on a generated image or a real Fashion-MNIST test
+# image, beside D's verdict; and a knock-out: the generator's image made again with one query's attention output
+# set to zero, against the image as generated (the difference and its size). Stateless like the rest: a request
+# names the image (seed, index, class; or the test image's index) and the pixel.
+
+GENERATOR, DISCRIMINATOR = "Generator", "Discriminator"
+GENERATED, REAL = "generated image", "Fashion-MNIST test image"
+SOURCES = [GENERATED, REAL]
+TEST_IMAGES = 10_000
+PAD = (IMAGE - 28) // 2  # Fashion-MNIST's 28x28 images padded with black to 32x32, as in training
+NO_DISCRIMINATOR = ("This SAGAN export holds no discriminator (it was exported before D was kept), so D's attention "
+                    "and verdict cannot be shown; the generator's views still work.")
+JUDGED_OUTPUTS = 7  # discriminator_attention's outputs: image, overlay, verdict, numbers, PNG, NPZ, JSON
+CHANGED = 1  # a pixel counts as changed by a knock-out when it moved by more than this many grey levels
+DIFF_CMAP = "RdBu_r"  # diverging: blue = darker after the knock-out, white = unchanged, red = brighter
+
+
+def real_image(index: int) -> tuple[np.ndarray, int]:
+    """Fashion-MNIST test image ``index`` padded to 32x32 (uint8 (32, 32, 1)) and its true label."""
+    from attn_models.data import load_fashion_mnist
+
+    with user_errors("The Fashion-MNIST test images are not available here (judge a generated image instead)"):
+        images, labels = load_fashion_mnist("test")
+    return np.pad(images[index], PAD)[..., None], int(labels[index])
+
+
+def judged_image(class_name, seed, count, attention_off, index, source, test_index) -> tuple[np.ndarray, int, dict]:
+    """The image the discriminator judges, the class it is judged as (its true label, or the class it was generated
+    for), and where it comes from."""
+    if choice("Image to judge", source, SOURCES) == REAL:
+        test_index = whole("Test image index", test_index, 0, TEST_IMAGES - 1)
+        image, label = real_image(test_index)
+        return image, label, {"source": REAL, "test_index": test_index}
+    index = image_index(index, count)
+    _, out = _generate(class_name, seed, count, attention_off, upto=index)
+    return out.images[index], int(out.labels[index]), {
+        "source": GENERATED, "class": class_name, "seed": whole("Seed", seed, 0, MAX_SEED), "index": index,
+        "attention_off": bool(attention_off)}
+
+
+def leaning(score: float) -> str:
+    return "real" if score > 0 else "generated" if score < 0 else "neither way"
+
+
+def verdict_text(info: dict) -> str:
+    """D's verdict in words: the score, which way it leans, for which class."""
+    if info["source"] == REAL:
+        what, why = f"Fashion-MNIST test image #{info['test_index']}", "its true label"
+    else:
+        what, why = f"generated image #{info['index']}", "the class it was generated for"
+    return (f"**Discriminator's verdict** on {what} as a **{info['class_name']}** ({why}): score "
+            f"**{info['score']:+.3f}**, it leans **{info['leans']}**. Under the hinge loss D was trained with, a score "
+            f"above 0 leans real and below 0 generated; D judges the image together with its class. D's attention "
+            f"layer ({info['query_hw'][0]}x{info['query_hw'][1]} queries, {info['key_hw'][0]}x{info['key_hw'][1]} "
+            f"keys) has gamma {info['gamma']:+.4f}.")
+
+
+@gpu_handler
+@handler
+def discriminator_attention(class_name, seed, count, attention_off, index, source, test_index, y, x):
+    """The discriminator's attention of query pixel (y, x) on generated image ``index`` (source "generated image")
+    or on Fashion-MNIST test image ``test_index`` (source "Fashion-MNIST test image"), and D's verdict."""
+    model = common.get_model(MODEL_NAME)
+    if not model.has_discriminator:
+        raise gr.Error(NO_DISCRIMINATOR)
+    y, x = whole("Query row y", y, 0, IMAGE - 1), whole("Query column x", x, 0, IMAGE - 1)
+    image, label, origin = judged_image(class_name, seed, count, attention_off, index, source, test_index)
+    with torch.inference_mode():
+        judged = model.discriminate(image[None], [label])
+    if not judged.query_hw[0]:
+        raise gr.Error("This SAGAN's discriminator has no attention layer to show.")
+    attn, (qy, qx) = query_map(judged, 0, y, x, size=IMAGE)
+    score = float(judged.scores[0])
+    info = {**origin, "label": label, "class_name": CLASS_NAMES[label], "score": score, "leans": leaning(score),
+            "query_pixel": [y, x], "query_cell": [qy, qx], "query_hw": list(judged.query_hw),
+            "key_hw": list(judged.key_hw), "gamma": judged.gamma,
+            "gammas": {f"{res}x{res}": g for res, g in judged.gammas.items()}, "attention": attn.round(6).tolist()}
+    overlay = draw(image, attn, y, x)
+    data = {**info, "image": image, "query_attention": attn, "attention": judged.attention[0]}
+    return (render.enlarge(image, VIEW), overlay, verdict_text(info), info, render.save_image(overlay),
+            *render.save_numbers(data))
+
+
+@handler
+def on_judged_click(class_name, seed, count, attention_off, index, source, test_index, evt: gr.SelectData):
+    """A click on the image the discriminator judges: D's attention of that pixel."""
+    py, px = clicked_pixel(evt)
+    return *discriminator_attention(class_name, seed, count, attention_off, index, source, test_index, py, px), py, px
+
+
+def show_network(network):
+    """The network switch shows the generator's views or the discriminator's."""
+    shows_d = network == DISCRIMINATOR
+    return gr.Column(visible=not shows_d), gr.Column(visible=shows_d)
+
+
+@handler
+def judged_if_shown(network, *request):
+    """The discriminator's view again while it is on screen (the switch, a new image, another test image)."""
+    if network != DISCRIMINATOR:
+        return tuple(gr.skip() for _ in range(JUDGED_OUTPUTS))
+    return discriminator_attention(*request)
+
+
+def difference_picture(diff: np.ndarray, scale: int, y: int, x: int) -> np.ndarray:
+    """Signed difference (H, W) in grey levels on a diverging map with ±``scale`` at its ends, enlarged, the query
+    ringed, with a colour bar and the scale written under it."""
+    heat = render.colorize((diff / scale + 1) / 2, DIFF_CMAP, vmax=1.0)
+    bar = render.colorize(np.tile(np.linspace(0, 1, VIEW), (10, 1)), DIFF_CMAP, vmax=1.0)
+    words = render.text_cell(f"after − before, grey levels:\nblue −{scale} · white 0 · red +{scale}", 38, VIEW,
+                             font_size=12)
+    return np.concatenate([ring(render.enlarge(heat, VIEW), y, x), bar, words], axis=0)
+
+
+def knockout_text(info: dict) -> str:
+    """The size of the knock-out's difference in words."""
+    (qy, qx), (qh, qw), (y, x) = info["query_cell"], info["query_hw"], info["query_pixel"]
+    words = (f"Knocking out query ({qy}, {qx}) of the {qh}x{qw} grid (the cell holding pixel ({y}, {x})) changed "
+             f"**{info['pixels_changed']} of {info['pixels']} pixels** by more than {CHANGED} grey level; mean "
+             f"|difference| **{info['mean_abs_diff']:.3f}**, max **{info['max_abs_diff']}** grey levels (of 255). "
+             f"The difference is after − before: blue darker, red brighter, full colour at ±{info['scale']} levels.")
+    if info["gamma"] == 0:
+        words += (" gamma is 0 for these images: the attention output is dropped anyway, so knocking it out changes "
+                  "nothing.")
+    return words
+
+
+@gpu_handler
+@handler
+def knockout(class_name, seed, count, attention_off, index, y, x):
+    """Image ``index`` generated again with the attention output of the query holding pixel (y, x) set to zero:
+    the knocked-out image, the difference from the image as generated, and its size."""
+    index = image_index(index, count)
+    y, x = whole("Query row y", y, 0, IMAGE - 1), whole("Query column x", x, 0, IMAGE - 1)
+    model, out = _generate(class_name, seed, count, attention_off, upto=index)
+    seed = whole("Seed", seed, 0, MAX_SEED)
+    qh, qw = out.query_hw
+    qy, qx = y * qh // IMAGE, x * qw // IMAGE
+    with torch.inference_mode():
+        knocked = model.generate(out.labels, seed=seed, attention_off=bool(attention_off), knockout=qy * qw + qx)
+    before, after = out.images[index], knocked.images[index]
+    diff = after.astype(np.int16) - before.astype(np.int16)  # (H, W, C) grey levels
+    size = np.abs(diff)
+    signed = diff.mean(axis=-1)
+    info = {"index": index, "query_pixel": [y, x], "query_cell": [qy, qx], "query_index": qy * qw + qx,
+            "query_hw": [qh, qw], "gamma": out.gamma, "mean_abs_diff": float(size.mean()),
+            "max_abs_diff": int(size.max()), "pixels_changed": int((size.max(axis=-1) > CHANGED).sum()),
+            "pixels": int(size.shape[0] * size.shape[1]), "changed_by_more_than": CHANGED,
+            "scale": max(1, int(size.max())), "difference": signed.round(3).tolist()}
+    shown = ring(render.enlarge(after, VIEW), y, x)
+    picture = difference_picture(signed, info["scale"], y, x)
+    tall = picture.shape[0]
+    cells = [np.pad(im, ((0, tall - VIEW), (0, 0), (0, 0)), constant_values=255)
+             for im in (ring(render.enlarge(before, VIEW), y, x), shown)] + [picture]
+    sheet = render.labelled_sheet([cells], [f"query ({qy}, {qx})\npixel ({y}, {x})"],
+                                  ["as generated", "query knocked out", "difference"])
+    data = {"class": class_name, "label": int(out.labels[index]), "seed": seed, "attention_off": bool(attention_off),
+            **{k: v for k, v in info.items() if k != "difference"}, "image": before, "knocked_out": after,
+            "difference": diff}
+    return shown, picture, knockout_text(info), info, render.save_image(sheet), *render.save_numbers(data)
+
+
 ARRIVAL = dict(class_name=MIXED, seed=0, count=8, attention_off=False)
 ARRIVAL_QUERY = (16, 16)  # the centre pixel: on the item in every class
 
@@ -244,28 +423,75 @@ def build(device: str) -> None:
                          elem_id="sagan-gallery")
     gammas = gr.Markdown(label="Gamma of each attention layer", show_label=False)
     with gr.Row():
-        selected = gr.Image(label="Selected image: click a pixel", interactive=False, height=VIEW, width=VIEW,
-                            format="png", elem_id="sagan-selected")
-        overlay = gr.Image(label="Attention of the clicked query (cyan ring)", interactive=False, height=VIEW,
-                           width=VIEW, format="png", elem_id="sagan-overlay")
-    with gr.Row():
+        network = gr.Radio([GENERATOR, DISCRIMINATOR], value=GENERATOR, label="Attention layer to show",
+                           info="the generator's, or the discriminator's (on a generated or a real image) with its "
+                                "verdict", elem_id="sagan-network")
         index = gr.Number(value=0, precision=0, label="Selected image index", minimum=0, maximum=MAX_COUNT - 1)
-        qy = gr.Number(value=ARRIVAL_QUERY[0], precision=0, minimum=0, maximum=31, label="Query row y (0-31)",
-                       elem_id="sagan-qy")
-        qx = gr.Number(value=ARRIVAL_QUERY[1], precision=0, minimum=0, maximum=31, label="Query column x (0-31)",
-                       elem_id="sagan-qx")
-        show_btn = gr.Button("Show attention at (y, x)")
-    gr.Markdown("**Download** the overlay (PNG), the query walking along its row (GIF, MP4), and the numbers: this "
-                "image's whole attention (queries × keys) with both grid shapes, the clicked row, gammas (NPZ, JSON)")
-    dependence = gr.Markdown(label="Query dependence", show_label=False, elem_id="sagan-dependence")
-    exports = common.export_buttons("sagan-export")
-    with gr.Accordion("Attention row as numbers (key grid)", open=False):
-        attn_json = gr.JSON(label="Attention row (key grid)")
-    with gr.Row():
-        fps = gr.Slider(2, 20, value=8, step=1, label="Sweep speed (frames/s)")
-        sweep_btn = gr.Button("Animate the query sweeping the image")
-    sweep_out = gr.Image(label="Query sweep (GIF)", interactive=False, height=VIEW, width=VIEW,
-                         elem_id="sagan-sweep")
+    with gr.Column(visible=True, elem_id="sagan-g-view") as g_view:
+        with gr.Row():
+            selected = gr.Image(label="Selected image: click a pixel", interactive=False, height=VIEW, width=VIEW,
+                                format="png", elem_id="sagan-selected")
+            overlay = gr.Image(label="Attention of the clicked query (cyan ring)", interactive=False, height=VIEW,
+                               width=VIEW, format="png", elem_id="sagan-overlay")
+        with gr.Row():
+            qy = gr.Number(value=ARRIVAL_QUERY[0], precision=0, minimum=0, maximum=31, label="Query row y (0-31)",
+                           elem_id="sagan-qy")
+            qx = gr.Number(value=ARRIVAL_QUERY[1], precision=0, minimum=0, maximum=31,
+                           label="Query column x (0-31)", elem_id="sagan-qx")
+            show_btn = gr.Button("Show attention at (y, x)")
+        gr.Markdown("**Download** the overlay (PNG), the query walking along its row (GIF, MP4), and the numbers: "
+                    "this image's whole attention (queries × keys) with both grid shapes, the clicked row, gammas "
+                    "(NPZ, JSON)")
+        dependence = gr.Markdown(label="Query dependence", show_label=False, elem_id="sagan-dependence")
+        exports = common.export_buttons("sagan-export")
+        with gr.Accordion("Attention row as numbers (key grid)", open=False):
+            attn_json = gr.JSON(label="Attention row (key grid)")
+        gr.Markdown("### Knock out this query\nThe selected image made again with the attention output at the "
+                    "query (y, x) above set to zero, for this image only: what that one position's attention adds.")
+        ko_btn = gr.Button("Knock out the query at (y, x)", elem_id="sagan-ko-run")
+        with gr.Row():
+            ko_image = gr.Image(label="Query knocked out (cyan ring)", interactive=False, height=VIEW, width=VIEW,
+                                format="png", elem_id="sagan-ko-image")
+            ko_diff = gr.Image(label="Difference, after − before (scale below it)", interactive=False, height=VIEW,
+                               width=VIEW, format="png", elem_id="sagan-ko-diff")
+        ko_size = gr.Markdown(label="Size of the difference", show_label=False, elem_id="sagan-ko-size")
+        ko_exports, ko_json = common.export_section(
+            "the image as generated, knocked out and their difference (PNG); both images, the signed difference and "
+            "its size (NPZ, JSON)", "sagan-ko-export", "Knock-out as numbers", "Knock-out numbers",
+            labels=("PNG picture", "NPZ numbers", "JSON numbers"))
+        with gr.Row():
+            fps = gr.Slider(2, 20, value=8, step=1, label="Sweep speed (frames/s)")
+            sweep_btn = gr.Button("Animate the query sweeping the image")
+        sweep_out = gr.Image(label="Query sweep (GIF)", interactive=False, height=VIEW, width=VIEW,
+                             elem_id="sagan-sweep")
+    with gr.Column(visible=False, elem_id="sagan-d-view") as d_view:
+        gr.Markdown(
+            "The **discriminator** (D) was trained beside the generator to tell real images from generated ones, "
+            "given their class; it has a self-attention layer of its own. Pick the image it judges, then **click a "
+            "pixel**: the map is that query's softmax weights over D's key grid.")
+        with gr.Row():
+            source = gr.Radio(SOURCES, value=GENERATED, label="Image the discriminator judges",
+                              info="the selected generated image, or a real one", elem_id="sagan-d-source")
+            test_index = gr.Number(value=0, precision=0, minimum=0, maximum=TEST_IMAGES - 1,
+                                   label=f"Fashion-MNIST test image index (0-{TEST_IMAGES - 1})",
+                                   elem_id="sagan-d-test-index")
+        with gr.Row():
+            d_image = gr.Image(label="Image the discriminator judges: click a pixel", interactive=False, height=VIEW,
+                               width=VIEW, format="png", elem_id="sagan-d-image")
+            d_overlay = gr.Image(label="Discriminator's attention of the clicked query (cyan ring)",
+                                 interactive=False, height=VIEW, width=VIEW, format="png", elem_id="sagan-d-overlay")
+        verdict = gr.Markdown(label="Discriminator's verdict", show_label=False, elem_id="sagan-d-verdict")
+        with gr.Row():
+            d_qy = gr.Number(value=ARRIVAL_QUERY[0], precision=0, minimum=0, maximum=31, label="Query row y (0-31)",
+                             elem_id="sagan-d-qy")
+            d_qx = gr.Number(value=ARRIVAL_QUERY[1], precision=0, minimum=0, maximum=31,
+                             label="Query column x (0-31)", elem_id="sagan-d-qx")
+            d_show_btn = gr.Button("Show the discriminator's attention at (y, x)", elem_id="sagan-d-run")
+        d_exports, d_json = common.export_section(
+            "the overlay (PNG) and the numbers: D's whole attention of this image (queries × keys) with both grid "
+            "shapes, the clicked row, D's score and gammas (NPZ, JSON)", "sagan-d-export",
+            "Discriminator's attention and verdict as numbers", "Discriminator's answer",
+            labels=("PNG picture", "NPZ numbers", "JSON numbers"))
     gr.Markdown("### Latent interpolation between two seeds (same class)")
     with gr.Row():
         # Its own class list: "mixed" has no single class to interpolate within.
@@ -278,8 +504,13 @@ def build(device: str) -> None:
 
     spec = [class_name, seed, count, attention_off]
     common.on_arrival(arrival, [gallery, gammas, selected, index, overlay, attn_json, *exports, dependence])
-    gen_btn.click(generate, spec, [gallery, gammas, selected, index], api_name="sagan_generate",
-                  api_description="Generate images of a class with the SAGAN and list each attention layer's gamma.")
+    # The discriminator's view follows the image it judges while it is on screen: a new grid, another pick.
+    judging = [*spec, index, source, test_index]
+    judged_outputs = [d_image, d_overlay, verdict, d_json, *d_exports]
+    gen_btn.click(
+        generate, spec, [gallery, gammas, selected, index], api_name="sagan_generate",
+        api_description="Generate images of a class with the SAGAN and list each attention layer's gamma.").then(
+        judged_if_shown, [network, *judging, d_qy, d_qx], judged_outputs, api_visibility="private")
     # The numbers travel in the answer's JSON (the API's outputs are what is shown, then files); the words
     # beside the map follow from them.
     show_btn.click(attention, [*spec, index, qy, qx], [overlay, attn_json, *exports],
@@ -288,7 +519,21 @@ def build(device: str) -> None:
         dependence_text, attn_json, dependence, api_visibility="private")
     selected.select(on_click, [*spec, index], [overlay, attn_json, *exports, qy, qx], api_name=False).then(
         dependence_text, attn_json, dependence, api_visibility="private")
-    gallery.select(on_pick, spec, [selected, index], api_name=False)
+    gallery.select(on_pick, spec, [selected, index], api_name=False).then(
+        judged_if_shown, [network, *judging, d_qy, d_qx], judged_outputs, api_visibility="private")
+    ko_btn.click(knockout, [*spec, index, qy, qx], [ko_image, ko_diff, ko_size, ko_json, *ko_exports],
+                 api_name="sagan_knockout",
+                 api_description="A generated image made again with one query's attention output set to zero, and "
+                                 "the difference.")
+    network.change(show_network, network, [g_view, d_view], api_visibility="private").then(
+        judged_if_shown, [network, *judging, d_qy, d_qx], judged_outputs, api_visibility="private")
+    d_show_btn.click(discriminator_attention, [*judging, d_qy, d_qx], judged_outputs,
+                     api_name="sagan_discriminator_attention",
+                     api_description="The discriminator's attention map of query pixel (y, x) on a generated or a "
+                                     "real image, and its verdict.")
+    for changed in (source.input, test_index.submit):
+        changed(discriminator_attention, [*judging, d_qy, d_qx], judged_outputs, api_visibility="private")
+    d_image.select(on_judged_click, judging, [*judged_outputs, d_qy, d_qx], api_visibility="private")
     sweep_btn.click(sweep, [*spec, index, fps], sweep_out, api_name="sagan_sweep",
                     api_description="GIF of the query walking over a generated image, its attention map following.")
     interp_btn.click(interpolate, [interp_class, seed_a, seed_b, steps, attention_off], interp_out,

@@ -15,13 +15,15 @@ from attn_models.image_transformer.model import ImageTransformer
 from demo import captioning_tab, common
 from demo import image_transformer_tab as imt
 from tests.demo.test_captioning_tab import tab_model  # noqa: F401  (fixture)
+from tests.demo.test_sagan_tab import sagan_with_d  # noqa: F401  (fixture: the shipped SAGAN export has no D)
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = ["caption", "caption_beams", "caption_faithfulness", "sagan_generate", "sagan_attention", "sagan_sweep",
-          "sagan_interpolate", "imt_sample", "imt_complete", "imt_complete_mask", "explorer_visibility",
-          "explorer_export", "explorer_cost", "explorer_measure", "bias_shift"]
+          "sagan_interpolate", "sagan_discriminator_attention", "sagan_knockout", "imt_sample", "imt_complete",
+          "imt_complete_mask", "explorer_visibility", "explorer_export", "explorer_cost", "explorer_measure",
+          "bias_shift"]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def test_public_endpoints_are_listed_with_a_one_line_description_and_named_outpu
 
 
 def test_every_endpoint_accepts_its_documented_defaults_and_choices(app_url, api, tab_model,  # noqa: F811
-                                                                   small_image_transformers):
+                                                                   small_image_transformers, sagan_with_d):
     from gradio_client import Client
 
     # This test is about the arguments each endpoint accepts; the files it returns are downloaded and checked by
@@ -104,6 +106,10 @@ def check_choice(endpoint: str, name: str, value, result) -> None:
         assert ("channel" in result[2]) == (value == "3")
     if endpoint in ("/sagan_generate",) and name == "class_name" and not value.startswith("mixed"):
         assert all(value in item["caption"] for item in result[0])
+    if endpoint == "/sagan_discriminator_attention" and name == "source":
+        assert result[3]["source"] == value
+    if endpoint == "/sagan_discriminator_attention" and name == "class_name" and not value.startswith("mixed"):
+        assert result[3]["class_name"] == value  # the generated image D judges is of that class
 
 
 def test_readme_shows_a_gradio_client_call_for_every_public_endpoint():

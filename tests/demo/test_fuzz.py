@@ -6,7 +6,8 @@ files). The contract: a result of the documented shape, or a gr.Error whose mess
 wrong; never another exception (the browser would show a bare "Error") and never a dead server.
 
 Most examples call the handlers in-process (cheap); a few go through the launched app. The Image Transformer
-runs on tiny random models so sampling stays fast; the other tabs use the shipped weights.
+runs on tiny random models so sampling stays fast, and the SAGAN's discriminator view on a tiny SAGAN that has a
+discriminator (the shipped export predates it); the other tabs use the shipped weights.
 
 Reproducible by default (derandomize=True). Longer runs: ATTN_FUZZ_EXAMPLES=500 (examples per endpoint, before
 each endpoint's cost factor), ATTN_FUZZ_RANDOM=1 for fresh random examples each run.
@@ -33,11 +34,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from attn_models.data import CLASS_NAMES
-from demo import captioning_tab, explorer_tab, sagan_tab
+from demo import captioning_tab, common, explorer_tab, sagan_tab
 from demo import image_transformer_tab as imt_tab
 from demo import inductive_bias_tab as bias_tab
 from tests.demo.test_faults import tiny_imt_models  # noqa: F401  (fixture: tiny Image Transformers)
 from tests.demo.test_image_transformer_tab import SIZE as IMT_SIZE
+from tests.demo.test_sagan_tab import tiny_sagan
 
 EXAMPLES = int(os.environ.get("ATTN_FUZZ_EXAMPLES", "12"))
 RANDOM = os.environ.get("ATTN_FUZZ_RANDOM") == "1"
@@ -232,6 +234,32 @@ def check_sagan_attention(out):
     extra_files(out[2:])
 
 
+def check_sagan_discriminator(out):
+    image, overlay, verdict, info = out[:4]
+    attn = np.asarray(info["attention"])
+    assert is_picture(image) and is_picture(overlay) and "verdict" in verdict and info["source"] in sagan_tab.SOURCES
+    assert attn.shape == tuple(info["key_hw"]) and abs(attn.sum() - 1) < 1e-3 and math.isfinite(info["score"])
+    assert info["leans"] in ("real", "generated", "neither way") and 0 <= info["label"] < len(CLASS_NAMES)
+    extra_files(out[4:])
+
+
+def check_sagan_knockout(out):
+    image, difference, words, info = out[:4]
+    assert is_picture(image) and is_picture(difference) and "Knocking out" in words
+    assert 0 <= info["pixels_changed"] <= info["pixels"] and 0 <= info["max_abs_diff"] <= 255
+    assert np.asarray(info["difference"]).shape == (32, 32)
+    extra_files(out[4:])
+
+
+def with_discriminator(fn: Callable) -> Callable:
+    """``fn`` served a tiny SAGAN that has a discriminator (the shipped export predates D)."""
+    def call(*args):
+        with common.override_model(sagan_tab.MODEL_NAME, tiny_sagan()):
+            return fn(*args)
+
+    return call
+
+
 def check_gif(out):
     """One animation path, or several (GIF first, then e.g. the same as MP4)."""
     paths = [out] if isinstance(out, str) else list(out)
@@ -341,6 +369,12 @@ ENDPOINTS: dict[str, Endpoint] = {
     "sagan_interpolate": Endpoint(sagan_tab.interpolate,
                                   lambda d: (pick(CLASS_NAMES), num(0, sagan_tab.MAX_SEED), num(0, sagan_tab.MAX_SEED),
                                              num(2, 64), ANY), check_gif, cost=0.5),
+    "sagan_discriminator_attention": Endpoint(
+        with_discriminator(sagan_tab.discriminator_attention),
+        lambda d: (*SAGAN_SPEC, num(0, 15), pick(sagan_tab.SOURCES), num(0, sagan_tab.TEST_IMAGES - 1), num(0, 31),
+                   num(0, 31)), check_sagan_discriminator),
+    "sagan_knockout": Endpoint(sagan_tab.knockout, lambda d: (*SAGAN_SPEC, num(0, 15), num(0, 31), num(0, 31)),
+                               check_sagan_knockout),
     "imt_sample": Endpoint(lambda *a: imt_tab.sample(*a, progress=no_progress),
                            lambda d: (IMT_KINDS, IMT_LABELS, num(0, 10, whole=False), num(0, imt_tab.MAX_SEED),
                                       num(1, imt_tab.MAX_COUNT)), check_imt),
@@ -377,6 +411,8 @@ NORMAL = {
     "sagan_attention": lambda: ("bag", 1, 2, False, 1, 16, 16),
     "sagan_sweep": lambda: ("bag", 1, 1, False, 0, 8),
     "sagan_interpolate": lambda: ("bag", 1, 2, 2, False),
+    "sagan_discriminator_attention": lambda: ("bag", 1, 2, False, 1, sagan_tab.REAL, 7, 16, 16),
+    "sagan_knockout": lambda: ("bag", 1, 2, False, 1, 16, 16),
     "imt_sample": lambda: ("local1d", 3, 1.0, 0, 1),
     "imt_complete": lambda: ("local2d", np.zeros((28, 28, 3), np.uint8), 4, 1, -1, 1.0, 0),
     "imt_complete_mask": lambda: (imt_tab.example_drawing(), "local2d", imt_tab.CLASS_CHOICES[0][0], 1.0, 0, 1),

@@ -1,12 +1,19 @@
 """Self-attention GAN tab: handlers (unit) and the endpoints through the launched app (e2e)."""
 from __future__ import annotations
 
+import functools
+import json
+
 import gradio as gr
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from attn_models import load
 from attn_models.data import CLASS_NAMES
+from attn_models.sagan.model import SAGAN
+from demo import common
 from demo import sagan_tab as tab
 
 
@@ -96,3 +103,177 @@ def test_e2e_bad_input_errors_and_server_keeps_serving(client):
         client.predict("tshirt", 0, 99, False, api_name="/sagan_generate")
     _overlay, info, *_exports = client.predict("boot", 1, 2, True, 1, 0, 0, api_name="/sagan_attention")
     assert info["gamma"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Both networks: the discriminator's view and the knock-out. The shipped export predates the discriminator, so
+# these run on a tiny SAGAN that has one (untrained: the views do not depend on the verdict being right).
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_sagan() -> SAGAN:
+    """A tiny untrained SAGAN with a discriminator; its gammas are set away from their initial 0, so that attention
+    adds something (a knock-out changes the image) in both networks."""
+    torch.manual_seed(0)
+    m = SAGAN(ch=8, d_attn_res=[16]).eval()
+    with torch.no_grad():
+        m.generator.attn["16"].gamma.fill_(0.5)
+        m.discriminator.attn["16"].gamma.fill_(0.3)
+    return m
+
+
+@pytest.fixture
+def sagan_with_d():
+    """The tab (and the launched app, in-process) serves tiny_sagan() for the test."""
+    with common.override_model(tab.MODEL_NAME, tiny_sagan()) as m:
+        yield m
+
+
+def numbers_of(npz_path, json_path) -> tuple[dict, dict]:
+    with np.load(npz_path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    with open(json_path) as f:
+        return arrays, json.load(f)
+
+
+def padded_test_image(fashion_mnist, k: int) -> tuple[np.ndarray, int]:
+    _, _, images, labels = fashion_mnist
+    return np.pad(images[k], 2)[..., None], int(labels[k])
+
+
+def test_discriminator_on_a_generated_image_is_the_librarys(sagan_with_d):
+    image, overlay, verdict, info, png, npz, js = tab.discriminator_attention("coat", 4, 5, False, 3,
+                                                                              tab.GENERATED, 0, 9, 26)
+    generated = sagan_with_d.generate([4] * 4, seed=4)
+    ref = sagan_with_d.discriminate(generated.images[3:4], [4])
+    np.testing.assert_array_equal(image, tab.render.enlarge(generated.images[3], tab.VIEW))
+    assert overlay.shape == (tab.VIEW, tab.VIEW, 3)
+    assert info["query_cell"] == [4, 13] and info["query_hw"] == [16, 16] and info["key_hw"] == [8, 8]
+    row = ref.attention[0, 4 * 16 + 13].reshape(8, 8)
+    np.testing.assert_allclose(np.array(info["attention"]), row, atol=1e-5)
+    assert info["score"] == pytest.approx(float(ref.scores[0]), abs=1e-5) and info["label"] == 4
+    assert info["leans"] == ("real" if ref.scores[0] > 0 else "generated")
+    assert info["gamma"] == pytest.approx(0.3) and info["gammas"] == {"16x16": pytest.approx(0.3)}
+    assert f"{ref.scores[0]:+.3f}" in verdict and f"leans **{info['leans']}**" in verdict
+    assert "generated image #3" in verdict and "**coat**" in verdict
+    arrays, data = numbers_of(npz, js)
+    np.testing.assert_allclose(arrays["attention"], ref.attention[0], atol=1e-6)  # the whole image: (Q, K)
+    np.testing.assert_allclose(arrays["query_attention"], row, atol=1e-6)
+    assert arrays["query_hw"].tolist() == [16, 16] and arrays["key_hw"].tolist() == [8, 8]
+    assert float(arrays["score"]) == pytest.approx(info["score"]) and "gammas/16x16" in arrays
+    assert data["score"] == pytest.approx(info["score"]) and data["source"] == tab.GENERATED and data["seed"] == 4
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size == (tab.VIEW, tab.VIEW)
+
+
+def test_discriminator_on_a_real_test_image(sagan_with_d, fashion_mnist):
+    image, _overlay, verdict, info, *_files = tab.discriminator_attention(tab.MIXED, 0, 1, False, 0, tab.REAL, 17,
+                                                                         31, 0)
+    real, label = padded_test_image(fashion_mnist, 17)
+    ref = sagan_with_d.discriminate(real[None], [label])
+    np.testing.assert_array_equal(image, tab.render.enlarge(real, tab.VIEW))
+    assert info["test_index"] == 17 and info["label"] == label and info["source"] == tab.REAL
+    assert info["score"] == pytest.approx(float(ref.scores[0]), abs=1e-5)
+    np.testing.assert_allclose(np.array(info["attention"]), ref.attention[0, 15 * 16].reshape(8, 8), atol=1e-5)
+    assert "test image #17" in verdict and f"**{CLASS_NAMES[label]}** (its true label)" in verdict
+
+
+def test_a_click_on_the_judged_image_and_the_network_switch(sagan_with_d):
+    s = tab.VIEW // 32
+    evt = gr.SelectData(None, {"index": [20 * s + 1, 5 * s + 1], "value": None})  # [x, y] in displayed pixels
+    *out, y, x = tab.on_judged_click("bag", 1, 2, False, 1, tab.GENERATED, 0, evt)
+    assert (y, x) == (5, 20) and out[3]["query_pixel"] == [5, 20] and len(out) == tab.JUDGED_OUTPUTS
+    assert all(isinstance(v, type(gr.skip())) for v in tab.judged_if_shown(tab.GENERATOR, "bag", 1, 2, False, 1,
+                                                                          tab.GENERATED, 0, 5, 20))
+    shown = tab.judged_if_shown(tab.DISCRIMINATOR, "bag", 1, 2, False, 1, tab.GENERATED, 0, 5, 20)
+    assert shown[3]["score"] == out[3]["score"]
+    g_view, d_view = tab.show_network(tab.DISCRIMINATOR)
+    assert not g_view.visible and d_view.visible
+
+
+def test_knockout_changes_the_image_and_reports_the_difference(sagan_with_d):
+    shown, picture, words, info, png, npz, js = tab.knockout("sandal", 2, 3, False, 1, 10, 21)
+    q = 5 * 16 + 10
+    base = sagan_with_d.generate([5] * 2, seed=2).images[1]
+    knocked = sagan_with_d.generate([5] * 2, seed=2, knockout=q).images[1]
+    diff = knocked.astype(int) - base.astype(int)
+    assert np.abs(diff).max() > 0, "the tiny model's attention must add something for this test to mean anything"
+    assert info["query_cell"] == [5, 10] and info["query_index"] == q and info["gamma"] == pytest.approx(0.5)
+    assert info["max_abs_diff"] == np.abs(diff).max() and info["mean_abs_diff"] == pytest.approx(np.abs(diff).mean())
+    assert info["pixels_changed"] == int((np.abs(diff[..., 0]) > 1).sum()) and info["pixels"] == 32 * 32
+    np.testing.assert_allclose(np.array(info["difference"]), diff[..., 0])
+    assert f"**{info['pixels_changed']} of 1024 pixels**" in words and f"max **{info['max_abs_diff']}**" in words
+    assert f"±{info['scale']}" in words
+    assert shown.shape == (tab.VIEW, tab.VIEW, 3) and picture.shape[1] == tab.VIEW and picture.shape[0] > tab.VIEW
+    # the difference picture is diverging: unchanged pixels white-ish, the sign in the colour (red up, blue down)
+    heat = picture[:tab.VIEW].astype(int)
+    up, down = np.argwhere(diff[..., 0] == diff.max()), np.argwhere(diff[..., 0] == diff.min())
+    s = tab.VIEW // 32
+    if diff.max() > 0:
+        y, x = up[0] * s + s // 2
+        assert heat[y, x, 0] > heat[y, x, 2]
+    if diff.min() < 0:
+        y, x = down[0] * s + s // 2
+        assert heat[y, x, 2] > heat[y, x, 0]
+    arrays, data = numbers_of(npz, js)
+    np.testing.assert_array_equal(arrays["image"], base)
+    np.testing.assert_array_equal(arrays["knocked_out"], knocked)
+    np.testing.assert_array_equal(arrays["difference"], diff)
+    assert data["pixels_changed"] == info["pixels_changed"] and data["seed"] == 2
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.width > 3 * tab.VIEW
+
+
+def test_knockout_with_gamma_zero_changes_nothing_and_says_why(sagan_with_d):
+    _shown, _picture, words, info, *_files = tab.knockout("bag", 0, 1, True, 0, 16, 16)
+    assert info["pixels_changed"] == 0 and info["max_abs_diff"] == 0 and "gamma is 0" in words
+
+
+def test_shipped_export_without_a_discriminator_is_a_clear_error_and_the_rest_works():
+    with common.override_model(tab.MODEL_NAME, None):  # the registry's weights
+        assert not load(tab.MODEL_NAME, device="cpu").has_discriminator
+        with pytest.raises(gr.Error, match="This SAGAN export holds no discriminator"):
+            tab.discriminator_attention("bag", 0, 2, False, 0, tab.GENERATED, 0, 16, 16)
+        _shown, _picture, words, info, *_files = tab.knockout("bag", 0, 2, False, 1, 16, 16)  # the generator's
+        assert "Knocking out" in words and info["query_index"] == 8 * 16 + 8
+
+
+def test_missing_test_images_are_a_clear_error(sagan_with_d, monkeypatch):
+    import attn_models.data
+
+    def absent(*_a, **_k):
+        raise FileNotFoundError("Fashion-MNIST test files not found in /nowhere")
+
+    monkeypatch.setattr(attn_models.data, "load_fashion_mnist", absent)
+    with pytest.raises(gr.Error, match="Fashion-MNIST test images are not available here.*not found"):
+        tab.discriminator_attention("bag", 0, 1, False, 0, tab.REAL, 3, 16, 16)
+    assert tab.discriminator_attention("bag", 0, 1, False, 0, tab.GENERATED, 3, 16, 16)[3]["source"] == tab.GENERATED
+
+
+@pytest.mark.parametrize("args, message", [
+    (("bag", 0, 4, False, 0, "real", 0, 0, 0), "Image to judge must be one of"),
+    (("bag", 0, 4, False, 0, tab.REAL, 10_000, 0, 0), "Test image index must be a whole number between 0 and 9999"),
+    (("bag", 0, 4, False, 0, tab.REAL, -1, 0, 0), "Test image index"),
+    (("bag", 0, 4, False, 0, tab.REAL, 2.5, 0, 0), "Test image index"),
+    (("bag", 0, 4, False, 4, tab.GENERATED, 0, 0, 0), "Image index"),
+    (("jacket", 0, 4, False, 0, tab.GENERATED, 0, 0, 0), "Class must be one of"),
+    (("bag", -1, 4, False, 0, tab.GENERATED, 0, 0, 0), "Seed"),
+    (("bag", 0, 4, False, 0, tab.GENERATED, 0, 32, 0), "Query row y"),
+    (("bag", 0, 4, False, 0, tab.REAL, 0, 0, "nan"), "Query column x"),
+])
+def test_bad_discriminator_input_is_a_clear_error(sagan_with_d, args, message):
+    with pytest.raises(gr.Error, match=message):
+        tab.discriminator_attention(*args)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("bag", 0, 4, False, 4, 0, 0), "Image index"),
+    (("bag", 0, 0, False, 0, 0, 0), "Number of images"),
+    (("coats", 0, 4, False, 0, 0, 0), "Class must be one of"),
+    (("bag", 2 ** 32, 4, False, 0, 0, 0), "Seed"),
+    (("bag", 0, 4, False, 0, -1, 0), "Query row y"),
+    (("bag", 0, 4, False, 0, 0, 31.5), "Query column x"),
+])
+def test_bad_knockout_input_is_a_clear_error(sagan_with_d, args, message):
+    with pytest.raises(gr.Error, match=message):
+        tab.knockout(*args)
