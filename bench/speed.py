@@ -281,12 +281,21 @@ def report(result: dict, out=print) -> None:
         "only the keys each position may see. See sampler_flops.")
 
 
+def batch_sizes(text: str) -> list[int]:
+    """"4" or "1,4,16" -> the batch sizes."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch sizes are whole numbers (1 4 16 or 1,4,16), got {text!r}") from None
+
+
 def main(argv=None) -> dict | None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--repeats", type=int, default=5, help="timed calls of each workload after the warm-up")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads, in the app and here (default 2)")
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16], help="sampler batch sizes")
+    p.add_argument("--batches", type=batch_sizes, nargs="+", default=[[1, 4, 16]],
+                   help="sampler batch sizes (1 4 16 or 1,4,16)")
     p.add_argument("--device", default="cpu", help="where the models run (app and sampler)")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the app process (see serve)
@@ -296,7 +305,8 @@ def main(argv=None) -> dict | None:
         return None
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.repeats < 1 or args.threads < 1 or min(args.batches) < 1:
+    args.batches = [b for group in args.batches for b in group]
+    if args.repeats < 1 or args.threads < 1 or not args.batches or min(args.batches) < 1:
         p.error("--repeats, --threads and --batches must be at least 1")
 
     import torch

@@ -51,6 +51,10 @@ SAMPLE_PX = 168         # displayed size of a 28x28 sample (6x, nearest neighbou
 INSPECT_PX = 448
 UNKNOWN = np.array([72, 60, 110], np.uint8)   # not generated yet / hidden: a muted violet, unlike black
 ANIMATION_FRAMES = 40
+# Pictures streamed while sampling, the finished ones included. Each update's pictures are files that the browser
+# or client then fetches (gradio_client: one after another, ~50 ms each on a busy CPU, mostly a new connection per
+# file), so one update per image row (28) cost more than the sampling itself; 4 show the image growing by quarters.
+STREAM_UPDATES = 4
 MAX_SEED = 2**31 - 1
 NO_UPLOAD = "upload one, paste one or pick a Fashion-MNIST test image"
 NO_TARGET = "Pick an image first: click one in the gallery above."
@@ -191,6 +195,16 @@ def order_frames(image: np.ndarray, pattern, frames: int = ANIMATION_FRAMES, siz
 NOT_YET = (gr.skip(),) * len(EXPORT_KINDS)  # while sampling streams, the downloads keep what they hold
 
 
+def stream_every(m) -> int:
+    """Positions generated between two streamed pictures: whole units of the model's own streaming (an image row,
+    or a query block for local 2D), about STREAM_UPDATES pictures in all (one per unit when there are fewer units)."""
+    h, w, c = m.image_shape
+    p = m.pattern
+    unit = p.block_h * p.block_w if p.kind == "local2d" else w * c
+    units = -(-m.num_positions // unit)
+    return unit * max(1, round(units / STREAM_UPDATES))
+
+
 def result_exports(kind: str, images: np.ndarray, labels, gallery: list, data: dict) -> list[str]:
     """Downloads of a sampling or completion: the gallery as one picture, the generation order of the first
     image (GIF, MP4), and the images with their labels and settings (NPZ, JSON)."""
@@ -212,7 +226,7 @@ def sample(kind, label, temperature, seed, count, progress=gr.Progress()):  # no
     n = whole("Number of samples", count, 1, MAX_COUNT)
     labels = _labels(m, label, n)
     total = m.num_positions
-    stream = m.sample_stream(n, labels=labels, temperature=t, seed=seed)
+    stream = m.sample_stream(n, labels=labels, temperature=t, seed=seed, every=stream_every(m))
     while True:
         with single_thread():  # per step: Gradio may run each step of a generator in another thread
             step = next(stream, None)

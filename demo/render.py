@@ -2,11 +2,15 @@
 attend, markers, text, enlargements, and the image and animation files handlers return."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Sequence
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from fractions import Fraction
 
-import imageio.v3 as iio
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
@@ -91,30 +95,126 @@ def caption_text(image: np.ndarray, text: str, color=(255, 255, 255), font_size:
     return np.asarray(pil)
 
 
+# Writing the files a handler returns is on every request's path (an export writes five), so each is made cheaply:
+# PNGs with zlib's fastest level (these pictures are small; level 1 writes them ~3x faster for ~30% more bytes), GIFs
+# with one palette for all frames (exact when the frames hold at most 256 colours, else one fast-octree palette; Pillow
+# would otherwise run a median cut per frame, most of an export's time), MP4s by an ffmpeg process of their own
+# started without forking the app (subprocess uses vfork unless a preexec_fn is given, as imageio's writer does) and
+# left to encode while the other files are written.
+PNG_COMPRESS_LEVEL = 1
+MP4_PRESET = "veryfast"  # x264: about half medium's CPU time, files of the same size at these picture sizes
+
+
+def _write_png(path: str, image: np.ndarray) -> None:
+    Image.fromarray(to_rgb(image)).save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+
+
 def save_image(image: np.ndarray) -> str:
     """Write ``image`` to a new PNG among the demo's managed output files; return its path."""
     path = output_path(".png")
-    Image.fromarray(to_rgb(image)).save(path)
+    _write_png(path, image)
     return path
+
+
+def _stack(frames: Sequence[np.ndarray]) -> np.ndarray:
+    if not len(frames):
+        raise ValueError("no frames to animate")
+    return np.stack([to_rgb(f) for f in frames])
+
+
+def _rgb_codes(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (..., 3) -> uint32 (...): one number per colour (the three bytes and a zero read as one word)."""
+    padded = np.zeros(rgb.shape[:-1] + (4,), np.uint8)
+    padded[..., :3] = rgb
+    return padded.view(np.uint32)[..., 0]
+
+
+def paletted_frames(stack: np.ndarray) -> list[Image.Image]:
+    """Frames (T, H, W, 3) uint8 -> T "P" images sharing one palette: every colour exact when all the frames hold at
+    most 256 colours together, else a palette of 256 found by Pillow's fast octree over all the frames at once."""
+    t, h, w, _ = stack.shape
+    stack = np.ascontiguousarray(stack).reshape(t * h, w, 3)
+    mosaic = Image.fromarray(stack)
+    colors = mosaic.getcolors(256)
+    if colors is None:
+        quantized = mosaic.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    else:
+        table = np.array([rgb for _, rgb in colors], np.uint8).reshape(-1, 3)
+        codes = _rgb_codes(table)
+        # colour code -> palette index through a table over every code (untouched pages of it cost nothing)
+        lookup = np.zeros(int(codes.max()) + 1, np.uint8)
+        lookup[codes] = np.arange(len(codes))
+        quantized = Image.fromarray(np.take(lookup, _rgb_codes(stack)), "P")
+        quantized.putpalette(table.tobytes())
+    return [quantized.crop((0, k * h, w, (k + 1) * h)) for k in range(t)]
+
+
+def _write_gif(path: str, stack: np.ndarray, fps: float) -> None:
+    first, *rest = paletted_frames(stack)
+    # optimize=False: Pillow's optimize gives each frame a palette of its own colours, so every frame would be
+    # compared to the previous one in RGBA; with the shared palette frames are compared as they are.
+    first.save(path, format="GIF", save_all=True, append_images=rest, duration=1000.0 / fps, loop=0, optimize=False)
+
+
+def _start_mp4(path: str, stack: np.ndarray, fps: float) -> Callable[[], None]:
+    """Start encoding ``stack`` to an H.264 MP4 at ``path`` in an ffmpeg process; returns the function that waits for
+    it to finish (and raises OSError if it failed)."""
+    from imageio_ffmpeg import get_ffmpeg_exe
+
+    # H.264 in yuv420p (what every player plays) needs even sides: pad with black rather than let the encoder
+    # rescale (blurring the maps' cells). Players show nothing of a one-frame video, so hold it.
+    h, w = stack.shape[1:3]
+    stack = np.pad(stack, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+    if len(stack) == 1:
+        stack = np.repeat(stack, 2, axis=0)
+    cmd = [get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{stack.shape[2]}x{stack.shape[1]}", "-r", str(Fraction(fps).limit_denominator()), "-i", "pipe:0",
+           "-an", "-c:v", "libx264", "-preset", MP4_PRESET, "-pix_fmt", "yuv420p", "-y", path]
+    # ffmpeg's messages go to a file: a pipe nobody reads while the frames are written could fill and stall it.
+    log = tempfile.TemporaryFile()
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+    except BaseException:
+        log.close()
+        raise
+
+    messages: list[str] = []
+
+    def feed() -> None:
+        # One write of all the frames (Popen.communicate would hand them over 4 KiB at a time), then EOF.
+        with log:
+            try:
+                proc.stdin.write(memoryview(np.ascontiguousarray(stack)).cast("B"))
+            except BrokenPipeError:  # ffmpeg stopped reading: its exit status and messages say why
+                pass
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.close()
+                proc.wait()
+            log.seek(0)
+            messages.append(log.read().decode(errors="replace").strip()[-500:])
+
+    feeder = threading.Thread(target=feed, daemon=True, name="mp4-writer")
+    feeder.start()
+
+    def wait() -> None:
+        feeder.join()
+        if proc.returncode != 0:
+            text = messages[0] if messages else ""
+            raise OSError(f"ffmpeg could not write the MP4 animation (exit status {proc.returncode}): {text}")
+
+    return wait
 
 
 def save_animation(frames: Sequence[np.ndarray], fps: float = 2.0, suffix: str = ".gif") -> str:
     """Write frames (same-size uint8 RGB) to a new GIF (or MP4 if suffix='.mp4') among the demo's managed
     output files; return its path."""
-    if not frames:
-        raise ValueError("no frames to animate")
+    stack = _stack(frames)
     path = output_path(suffix)
-    stack = np.stack([to_rgb(f) for f in frames])
     if suffix == ".gif":
-        iio.imwrite(path, stack, duration=1000.0 / fps, loop=0)
+        _write_gif(path, stack, fps)
     else:
-        # H.264 in yuv420p (what every player plays) needs even sides: pad with black rather than let the
-        # writer rescale (blurring the maps' cells). Players show nothing of a one-frame video, so hold it.
-        h, w = stack.shape[1:3]
-        stack = np.pad(stack, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
-        if len(stack) == 1:
-            stack = np.repeat(stack, 2, axis=0)
-        iio.imwrite(path, stack, fps=fps, codec="libx264", macro_block_size=2, pixelformat="yuv420p")
+        _start_mp4(path, stack, fps)()
     return path
 
 
@@ -158,7 +258,9 @@ def _plain(value):
     """numpy values -> JSON's lists and numbers; NaN and infinities (a rank correlation of a constant map) -> null,
     since strict JSON has no such numbers."""
     if isinstance(value, np.ndarray):
-        return _plain(value.tolist()) if value.dtype.kind in "fc" else value.tolist()
+        if value.dtype.kind in "fc" and not np.isfinite(value).all():
+            return _plain(value.tolist())
+        return value.tolist()
     if isinstance(value, np.generic):
         return _plain(value.item())
     if isinstance(value, float):
@@ -187,8 +289,10 @@ def save_numbers(data: dict) -> tuple[str, str]:
             arrays[name if key is None else f"{name}/{key}"] = array
     npz, js = output_path(".npz"), output_path(".json")
     np.savez_compressed(npz, **arrays)
+    # dumps, not dump: only the one-shot encoder is json's C encoder (dump writes through the pure-Python one).
+    text = json.dumps(_plain(data), allow_nan=False)
     with open(js, "w") as f:
-        json.dump(_plain(data), f, allow_nan=False)
+        f.write(text)
     return npz, js
 
 
@@ -197,9 +301,20 @@ EXPORT_KINDS = ("png", "gif", "mp4", "npz", "json")
 
 def save_exports(picture: np.ndarray, frames: Sequence[np.ndarray], fps: float, data: dict) -> list[str]:
     """What a tab offers for download: the picture (PNG), the animation (GIF and MP4) and the numbers (NPZ and
-    JSON), as paths in EXPORT_KINDS order."""
-    return [save_image(picture), save_animation(frames, fps, ".gif"), save_animation(frames, fps, ".mp4"),
-            *save_numbers(data)]
+    JSON), as paths in EXPORT_KINDS order. ffmpeg encodes the MP4 while the other four are written."""
+    stack = _stack(frames)
+    png, gif, mp4 = (output_path(suffix) for suffix in (".png", ".gif", ".mp4"))  # in age order, as returned
+    mp4_done = _start_mp4(mp4, stack, fps)
+    try:
+        _write_png(png, picture)
+        _write_gif(gif, stack, fps)
+        numbers = save_numbers(data)
+    except BaseException:
+        with contextlib.suppress(OSError):  # the error that stopped us is the one to report
+            mp4_done()
+        raise
+    mp4_done()
+    return [png, gif, mp4, *numbers]
 
 
 # ---------------------------------------------------------------------------------------------

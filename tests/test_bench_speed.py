@@ -32,6 +32,12 @@ def test_flop_estimate_follows_the_config():
     assert f["flops_needed"] < f["flops_executed"]
 
 
+def test_batch_sizes_are_read_spaced_or_with_commas():
+    assert speed.batch_sizes("1,4") == [1, 4] and speed.batch_sizes("16") == [16]
+    with pytest.raises(Exception, match="whole numbers"):
+        speed.batch_sizes("1,four")
+
+
 @pytest.mark.e2e
 def test_smallest_run_writes_every_number(tmp_path):
     out = tmp_path / "speed.json"

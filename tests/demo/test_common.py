@@ -239,3 +239,22 @@ def test_served_files_outlive_their_removal(client, monkeypatch):
         with Image.open(gif) as im:
             assert im.n_frames == (16 // sagan_tab.SWEEP_STRIDE) ** 2
     assert len(os.listdir(common.output_folder())) <= 1
+
+
+@pytest.mark.parametrize("fmt", ["webp", "png", "gif"])
+def test_pictures_go_into_gradios_cache_whole_and_quickly_encoded(tmp_path, fmt):
+    """Pictures handlers return are encoded by the toolkit's cache writer (Gradio's formats and metadata, the
+    encoders' fastest settings) and renamed into place: the file there is complete, named by its content."""
+    rng = np.random.default_rng(0)
+    picture = Image.fromarray(np.repeat(rng.integers(0, 255, (24, 40, 1), dtype=np.uint8), 3, -1))
+    path = gr.processing_utils.save_pil_to_cache(picture, str(tmp_path), format=fmt)
+    assert path.endswith(f"image.{fmt}") and Path(path).parent.parent == tmp_path
+    with Image.open(path) as im:
+        assert im.format == fmt.upper() and im.size == (40, 24)
+        back = np.asarray(im.convert("RGB")).astype(int)
+    if fmt != "webp":  # PNG and GIF are lossless for these 256 greys
+        np.testing.assert_array_equal(back, np.asarray(picture))
+    else:
+        assert np.abs(back - np.asarray(picture)).mean() < 40
+    assert gr.processing_utils.save_pil_to_cache(picture, str(tmp_path), format=fmt) == path  # same content
+    assert [p.name for p in Path(path).parent.iterdir()] == [f"image.{fmt}"]  # no staging file left

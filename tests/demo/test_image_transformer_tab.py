@@ -2,6 +2,7 @@
 (streamed sampling, completion, errors). Tiny models keep this fast; the shipped weights get one test of their own."""
 from __future__ import annotations
 
+import json
 import math
 from contextlib import ExitStack
 from pathlib import Path
@@ -89,6 +90,23 @@ def test_sample_streams_partial_images_then_the_samples(tiny_models, kind):
     for i in range(2):
         cells = shrink(np.asarray(gallery[i][0]), (SIZE, SIZE))
         np.testing.assert_array_equal(cells[..., 0], expected[i, ..., 0])
+
+
+@pytest.mark.parametrize("kind", list(tab.MODEL_NAMES))
+def test_sample_streams_a_few_pictures_in_whole_rows_or_blocks(tiny_models, kind):
+    """Each streamed picture is files to fetch, so about STREAM_UPDATES of them, not one per row."""
+    m = tiny_models[kind]
+    every = tab.stream_every(m)
+    unit = m.pattern.block_h * m.pattern.block_w if kind == "local2d" else SIZE
+    assert every % unit == 0
+    steps = list(tab.sample(kind, tab.EACH_CLASS, 1.0, 3, 1, progress=no_progress))
+    assert len(steps) == -(-m.num_positions // every) <= tab.STREAM_UPDATES + 1
+    # The shipped 28x28 models (28 rows, or 14 blocks of 4x14): STREAM_UPDATES pictures, the finished one included.
+    for attention in tab.MODEL_NAMES:
+        config = get_spec(tab.MODEL_NAMES[attention]).local_dir / "config.json"
+        if config.is_file():
+            shipped = ImageTransformer(**json.loads(config.read_text()))
+            assert -(-shipped.num_positions // tab.stream_every(shipped)) == tab.STREAM_UPDATES
 
 
 @pytest.mark.parametrize("kind", list(tab.MODEL_NAMES))
