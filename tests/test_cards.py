@@ -138,18 +138,24 @@ def test_image_transformer_card(tmp_path):
     assert "1 more invocation(s)" in card and "bpd 99" not in card
 
 
+def older_captioning_json(name: str) -> dict:
+    """The shipped metrics.json as an evaluate run without --faithfulness and without its command line wrote it."""
+    shipped = json.loads((ROOT / "weights" / name / "metrics.json").read_text())
+    return {k: v for k, v in shipped.items() if not k.startswith("faithfulness_") and k != "command"}
+
+
 def test_captioning_chain_card(tmp_path):
     name = "sat-soft-fashion-scenes"
     enc = write_run(tmp_path / "runs" / "enc", "sat-encoder", "attn_models.captioning.pretrain", "loss",
                     "val_class_acc")
     dec = write_run(tmp_path / "runs" / "dec", name, "attn_models.captioning.train", "nll_per_word", "val_recall",
                     start=2.0)
-    shipped = json.loads((ROOT / "weights" / name / "metrics.json").read_text())
+    shipped = older_captioning_json(name)
     new = {**shipped, "bleu4": 0.7654, "object_recall": 0.8521, "attention_correctness": 0.7312,
            "object_words": 8123, "model": "runs/dec/export"}
     out = weights_folder(tmp_path, name, ("attention.png", "samples.png")) / "README.md"
     cards.write_card(name, [tmp_path / "runs" / "enc", tmp_path / "runs" / "dec"],
-                     write_json(tmp_path / "m.json", new), previous=ROOT / "weights" / name / "metrics.json",
+                     write_json(tmp_path / "m.json", new), previous=write_json(tmp_path / "old.json", shipped),
                      out=out)
     card = check_card_files(out)
     check_training_records(card, [enc, dec])
@@ -172,8 +178,7 @@ def test_captioning_card_shows_the_faithfulness_numbers_when_evaluated(tmp_path)
     """`evaluate --faithfulness` adds faithfulness_* keys: rows with their spread; an older JSON shows dashes."""
     name = "sat-hard-fashion-scenes"
     write_run(tmp_path / "runs" / "dec", name, "attn_models.captioning.train", "nll_per_word", "val_recall")
-    shipped = json.loads((ROOT / "weights" / name / "metrics.json").read_text())
-    assert not any(k.startswith("faithfulness_") for k in shipped)
+    shipped = older_captioning_json(name)
     new = {**shipped, "faithfulness_drop_attended": 0.8019, "faithfulness_drop_attended_std": 1.9772,
            "faithfulness_drop_random": 0.0473, "faithfulness_drop_random_std": 0.2234,
            "faithfulness_drop_difference": 0.7546, "faithfulness_drop_difference_std": 1.9491,
@@ -181,7 +186,7 @@ def test_captioning_card_shows_the_faithfulness_numbers_when_evaluated(tmp_path)
            "faithfulness_rank_correlation_std": 0.1346, "faithfulness_words": 4880, "faithfulness_draws": 5}
     out = weights_folder(tmp_path, name, ()) / "README.md"
     cards.write_card(name, [tmp_path / "runs" / "dec"], write_json(tmp_path / "m.json", new),
-                     previous=ROOT / "weights" / name / "metrics.json", out=out)
+                     previous=write_json(tmp_path / "old.json", shipped), out=out)
     card = out.read_text()
     assert row(card, "occlusion: log-prob drop, attended cells hidden")[:3] == ["0.802 ± 1.977", "–", "–"]
     assert row(card, "occlusion: log-prob drop, as many random cells hidden")[0] == "0.047 ± 0.223"
