@@ -701,7 +701,12 @@ def _provenance(runs: list[Run], eval_path: Path, prev_path: Path | None, config
     files = [eval_path] + ([prev_path] if prev_path else []) + [config_path]
     for run in runs:
         files += [run.folder / "train_info.json", run.folder / "log.jsonl"]
-    text = "Every number above comes from " + ", ".join(f"`{_shown(f)}` (sha256 {_sha(f)})" for f in files) + "."
+    return _sources("Every number above", files, command)
+
+
+def _sources(what: str, files: list[Path], command: str | None) -> str:
+    """The provenance line: the files ``what`` comes from, with their sha256, and the command that wrote it."""
+    text = f"{what} comes from " + ", ".join(f"`{_shown(f)}` (sha256 {_sha(f)})" for f in files) + "."
     return text + (f" Written by `{command}`." if command else "")
 
 
@@ -746,9 +751,7 @@ def update_evaluation(name: str, eval_path: Path, previous: Path | None = None, 
     files = [eval_path] + ([Path(previous)] if previous else [])
     block = [BLOCK_START, *evaluation_section(spec.task, name, ev, eval_path, prev,
                                               Path(previous) if previous else None, previous_label),
-             "Every number in this section comes from "
-             + ", ".join(f"`{_shown(f)}` (sha256 {_sha(f)})" for f in files) + "."
-             + (f" Written by `{command}`." if command else ""), BLOCK_END]
+             _sources("Every number in this section", files, command), BLOCK_END]
     text = out.read_text()
     if BLOCK_START in text and BLOCK_END in text:
         head, rest = text.split(BLOCK_START, 1)

@@ -452,6 +452,20 @@ def on_arrival(compute: Callable[[], tuple], outputs: list) -> None:
 EXPORT_LABELS = ("PNG picture", "GIF animation", "MP4 animation", "NPZ numbers", "JSON numbers")
 
 
+TEST_IMAGES = 10_000  # Fashion-MNIST's test set
+
+
+def test_image(index, instead: str) -> tuple[np.ndarray, int]:
+    """Fashion-MNIST test image ``index`` (a whole number, checked; 28x28 uint8) and its label. Never downloads (a
+    Space without the files answers at once); when they are missing the message says what to do ``instead``."""
+    from attn_models.data import load_fashion_mnist
+
+    index = whole("Test image index", index, 0, TEST_IMAGES - 1)
+    with user_errors(f"The Fashion-MNIST test images are not available here ({instead})"):
+        images, labels = load_fashion_mnist("test", download=False)  # cached by the library after the first call
+    return images[index], int(labels[index])
+
+
 def export_buttons(elem_prefix: str, labels: Iterable[str] = EXPORT_LABELS,
                    values: Iterable[str | None] | None = None) -> list[gr.DownloadButton]:
     """A row of download buttons holding ``values`` (files), else empty until a result fills them; elem_ids

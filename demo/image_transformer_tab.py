@@ -290,12 +290,9 @@ def rows_for_model(kind, rows):
 
 @handler
 def pick_test_image(index):
-    from attn_models.data import load_fashion_mnist
-
-    images, labels = load_fashion_mnist("test", download=False)
-    i = whole("Test image index", index, 0, len(images) - 1)
+    image, label = common.test_image(index, "upload or paste a picture instead")
     # Shown enlarged (exactly, nearest neighbour) so it is visible; the model's preprocess undoes that losslessly.
-    return enlarge_to(np.repeat(images[i][..., None], 3, axis=-1), SAMPLE_PX), CLASS_NAMES[int(labels[i])]
+    return enlarge_to(np.repeat(image[..., None], 3, axis=-1), SAMPLE_PX), CLASS_NAMES[label]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from the evaluate script's measurements over the whole test set, stored beside e
 from __future__ import annotations
 
 import json
-import threading
 
 import gradio as gr
 import numpy as np
@@ -36,7 +35,7 @@ IMAGE_TRANSFORMERS = {"Image Transformer 1D": "image-transformer-1d-fashion-mnis
                       "Image Transformer 2D": "image-transformer-2d-fashion-mnist"}
 METRICS_FILE = "metrics.json"  # the evaluate JSON's entry for the model, beside its weights
 IT_SHIFT_FILE = "shift_bpd.json"  # the Image Transformer's bits/dim against shift, beside its weights
-TEST_IMAGES = 10_000
+TEST_IMAGES = common.TEST_IMAGES
 CELL = 160  # displayed size of each 40x40 canvas or map
 FPS = 3.0
 ARRIVAL = dict(index=0, dy=3, dx=4, layer=3)
@@ -46,22 +45,10 @@ HINT = "upload an image or give a test image index"
 # ---------------------------------------------------------------------------------------------
 # Inputs.
 
-_test_set: tuple[np.ndarray, np.ndarray] | None = None
-_test_lock = threading.Lock()
-
 
 def test_image(index) -> tuple[np.ndarray, int]:
     """Fashion-MNIST test image ``index`` (28x28 uint8) and its label."""
-    global _test_set
-    index = whole("Test image index", index, 0, TEST_IMAGES - 1)
-    with _test_lock:
-        if _test_set is None:
-            from attn_models.data import load_fashion_mnist
-
-            with user_errors("The Fashion-MNIST test images are not available here (upload an image instead)"):
-                _test_set = load_fashion_mnist("test")
-    x, y = _test_set
-    return x[index], int(y[index])
+    return common.test_image(index, "upload an image instead")
 
 
 def item_from(upload, index) -> tuple[np.ndarray, int | None, str]:

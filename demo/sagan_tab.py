@@ -24,7 +24,7 @@ import torch
 from attn_models.data import CLASS_NAMES
 from attn_models.sagan.model import MAX_SEED
 from demo import common, render
-from demo.common import choice, handler, user_errors, whole
+from demo.common import choice, handler, whole
 from demo.gpu import gpu_handler
 
 MODEL_NAME = "sagan-fashion-mnist"
@@ -238,7 +238,7 @@ def interpolate(class_name, seed_a, seed_b, steps, attention_off):
 GENERATOR, DISCRIMINATOR = "Generator", "Discriminator"
 GENERATED, REAL = "generated image", "Fashion-MNIST test image"
 SOURCES = [GENERATED, REAL]
-TEST_IMAGES = 10_000
+TEST_IMAGES = common.TEST_IMAGES
 PAD = (IMAGE - 28) // 2  # Fashion-MNIST's 28x28 images padded with black to 32x32, as in training
 NO_DISCRIMINATOR = ("This SAGAN export holds no discriminator (it was exported before D was kept), so D's attention "
                     "and verdict cannot be shown; the generator's views still work.")
@@ -247,21 +247,17 @@ CHANGED = 1  # a pixel counts as changed by a knock-out when it moved by more th
 DIFF_CMAP = "RdBu_r"  # diverging: blue = darker after the knock-out, white = unchanged, red = brighter
 
 
-def real_image(index: int) -> tuple[np.ndarray, int]:
-    """Fashion-MNIST test image ``index`` padded to 32x32 (uint8 (32, 32, 1)) and its true label."""
-    from attn_models.data import load_fashion_mnist
-
-    with user_errors("The Fashion-MNIST test images are not available here (judge a generated image instead)"):
-        images, labels = load_fashion_mnist("test")
-    return np.pad(images[index], PAD)[..., None], int(labels[index])
+def real_image(index) -> tuple[np.ndarray, int, int]:
+    """Fashion-MNIST test image ``index`` padded to 32x32 (uint8 (32, 32, 1)), its true label and the index."""
+    image, label = common.test_image(index, "judge a generated image instead")
+    return np.pad(image, PAD)[..., None], label, int(index)
 
 
 def judged_image(class_name, seed, count, attention_off, index, source, test_index) -> tuple[np.ndarray, int, dict]:
     """The image the discriminator judges, the class it is judged as (its true label, or the class it was generated
     for), and where it comes from."""
     if choice("Image to judge", source, SOURCES) == REAL:
-        test_index = whole("Test image index", test_index, 0, TEST_IMAGES - 1)
-        image, label = real_image(test_index)
+        image, label, test_index = real_image(test_index)
         return image, label, {"source": REAL, "test_index": test_index}
     index = image_index(index, count)
     _, out = _generate(class_name, seed, count, attention_off, upto=index)
