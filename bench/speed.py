@@ -7,7 +7,8 @@
 Through gradio_client, against ``python app.py --device cpu`` launched on a free port (the time until its page
 answers is the cold start):
 - caption with maps and animation: ``/caption`` (an example scene, soft attention, beam 3, smoothed maps): the
-  caption, every word's overlay, the GIF and the downloads; target 0.8 s;
+  caption, the enlarged first word and the downloads (every word's overlay on one sheet, the PNG; the animation, GIF
+  and MP4; the numbers); target 0.8 s;
 - 16 SAGAN images, then the map of one pixel: ``/sagan_generate`` (16 images) followed by ``/sagan_attention``
   (one query pixel of one of them); target 0.8 s for the two together;
 - four 28x28 Image Transformer samples: ``/imt_sample`` with count 4, for each of the two models; target 2.5 s.

@@ -1,11 +1,11 @@
 """Captioning tab: Show, Attend and Tell (Xu et al. 2015) with soft and hard attention.
 
 The user uploads an image (or picks an example / random Fashion-Scenes test scene), the model
-captions it, and the tab shows where the model looked for each word: one overlay per word, an
-animation through the words, a large view of a chosen word, and, for scenes whose ground truth is
-known, the attention correctness of each object word (Liu et al. 2017). Below them, on request: every
-hypothesis of the beam with its score and maps, the soft and the hard model's maps side by side word by word,
-and whether each object word depends on where the model looked (``attn_models.captioning.faithfulness``).
+captions it, and the tab shows where the model looked for each word: one overlay per word (on one sheet, the word
+under each map, as in the paper's figures), an animation through the words, a large view of a chosen word, and, for
+scenes whose ground truth is known, the attention correctness of each object word (Liu et al. 2017). Below them,
+on request: every hypothesis of the beam with its score and maps, the soft and the hard model's maps side by side
+word by word, and whether each object word depends on where the model looked (``attn_models.captioning.faithfulness``).
 
 Decoding of uploads happens here, not in Gradio: the events run with ``preprocess=False`` so the
 handler gets the uploaded file's path and can turn every unreadable, empty, huge or exotic file
@@ -40,7 +40,8 @@ REPO_ENV = {"soft": "ATTN_CAPTION_SOFT_REPO", "hard": "ATTN_CAPTION_HARD_REPO"}
 MAX_BEAM = 10
 MAX_LEN = 20
 WORK_SIZE = 1024  # images larger than twice this are reduced before captioning and rendering
-VIEW_SIZE = 320  # longer side of the overlays shown in the gallery and the animation
+VIEW_SIZE = 320  # longer side of the overlays on the sheet and in the animation
+SHEET_COLUMNS = 5
 LARGE_SIZE = 480  # longer side of the enlarged map of the selected word
 ANIMATION_FPS = 1.5
 THUMB = 128  # side of each word's map in the n-best, comparison and faithfulness pictures
@@ -252,12 +253,30 @@ def label_size(width: int, text: str) -> int:
     return size
 
 
-def labelled(image: np.ndarray, text: str) -> np.ndarray:
-    width = image.shape[1]
+def fitted(text: str, width: int) -> tuple[str, int]:
+    """``text`` and the font size to write it on one line ``width`` wide: cut at the end when even the smallest
+    size is too wide."""
     size = label_size(width, text)
     while render.text_font(size).getlength(text) > width - 8 and len(text) > 2:
-        text = text[:-2] + "…"  # still too long at the smallest size: cut the end
+        text = text[:-2] + "…"
+    return text, size
+
+
+def labelled(image: np.ndarray, text: str) -> np.ndarray:
+    text, size = fitted(text, image.shape[1])
     return render.caption_text(image, text, font_size=size)
+
+
+def strip_height(width: int) -> int:
+    """Height of the strip under a panel of the sheet ``width`` wide (fixed by the width: a click finds its panel)."""
+    return label_size(width, "") + 10
+
+
+def panel(overlay: np.ndarray, text: str) -> np.ndarray:
+    """A word's map on the sheet, the word under it."""
+    width = overlay.shape[1]
+    text, size = fitted(text, width)
+    return np.concatenate([overlay, render.text_cell(text, strip_height(width), width, font_size=size)])
 
 
 def word_overlay(base: np.ndarray, alpha: np.ndarray, text: str, smooth: bool) -> np.ndarray:
@@ -283,6 +302,7 @@ class Result:
     betas: np.ndarray | None
     image: np.ndarray  # the RGB image as given to the model
     smooth: bool
+    panel_hw: tuple[int, int]  # size of each word's panel on the sheet (the PNG download), found again on a click
 
 
 CORRECTNESS_HEADERS = ["#", "word", "attention correctness", "uniform baseline"]
@@ -311,24 +331,25 @@ def caption(image, attention="soft", beam_size=3, smooth_maps=True, device: str 
     alphas = np.asarray(out.alphas, dtype=np.float32)
     betas = None if out.betas is None else np.asarray(out.betas, dtype=np.float32)
     rgb = np.asarray(pil)
-    result = Result(words, alphas, betas, rgb, smooth)
+    base = display_image(rgb, VIEW_SIZE)
+    result = Result(words, alphas, betas, rgb, smooth, (base.shape[0] + strip_height(base.shape[1]), base.shape[1]))
     raw = {"model": MODEL_NAMES[kind], "attention": kind, "beam_size": beam, "words": words,
            "alphas": alphas.tolist(), "betas": None if betas is None else betas.tolist(),
            "grid_hw": list(alphas.shape[1:])}
 
     if not words:
-        return ("(the model produced an empty caption)", [], rgb, None, gr.update(choices=[], value=None),
+        return ("(the model produced an empty caption)", rgb, gr.update(choices=[], value=None),
                 gr.update(value=None, visible=False), "", raw, *NO_EXPORTS, result)
 
-    base = display_image(rgb, VIEW_SIZE)
     labels = [word_label(words, t, betas) for t in range(len(words))]
-    overlays = [word_overlay(base, alphas[t], labels[t], smooth) for t in range(len(words))]
-    gallery = list(zip(overlays, labels, strict=True))
+    overlays = [render.overlay(base, alphas[t], smooth=smooth) for t in range(len(words))]
     intro = labelled(base, " ".join(words))
-    # The animation shown is the export's GIF: rendered once.
-    exports = render.save_exports(render.sheet(overlays, columns=5), [intro, *overlays], ANIMATION_FPS,
-                                  {**raw, "alphas": alphas, "betas": betas})
-    animation = exports[1]
+    # The sheet the tab shows is the PNG download, the animation it shows the GIF download (see
+    # common.show_downloads).
+    exports = render.save_exports(render.sheet([panel(im, text) for im, text in zip(overlays, labels, strict=True)],
+                                               columns=SHEET_COLUMNS),
+                                  [intro, *(labelled(im, text) for im, text in zip(overlays, labels, strict=True))],
+                                  ANIMATION_FPS, {**raw, "alphas": alphas, "betas": betas})
     large = enlarged_view(result, 0)
     choices = [(f"{t + 1}. {w}", t) for t, w in enumerate(words)]
 
@@ -347,8 +368,7 @@ def caption(image, attention="soft", beam_size=3, smooth_maps=True, device: str 
         table = gr.update(value=rows, visible=bool(rows))
     else:
         table, note = gr.update(value=None, visible=False), NO_GROUND_TRUTH
-    return (" ".join(words), gallery, large, animation, gr.update(choices=choices, value=0),
-            table, note, raw, *exports, result)
+    return (" ".join(words), large, gr.update(choices=choices, value=0), table, note, raw, *exports, result)
 
 
 @handler
@@ -356,8 +376,8 @@ def caption_if_image(image, attention, beam_size, smooth_maps, device: str | Non
     """Captions a newly chosen image (upload, example, random scene, changed settings); clears the
     outputs when the image box is empty."""
     if image is None:
-        return ("", [], None, None, gr.update(choices=[], value=None), gr.update(value=None, visible=False),
-                "", None, *NO_EXPORTS, None)
+        return ("", None, gr.update(choices=[], value=None), gr.update(value=None, visible=False), "", None,
+                *NO_EXPORTS, None)
     return caption(image, attention, beam_size, smooth_maps, device)
 
 
@@ -373,17 +393,26 @@ def enlarged_view(result: Result | None, index) -> np.ndarray | None:
 
 
 @handler
-def select_from_gallery(result: Result | None, evt: gr.SelectData):
-    return enlarged_view(result, evt.index), gr.update(value=evt.index)
+def select_from_sheet(result: Result | None, evt: gr.SelectData):
+    """A click on a word's panel of the sheet enlarges its map and selects the word; elsewhere, nothing happens."""
+    panel_at = None
+    if result is not None and evt is not None and isinstance(evt.index, (list, tuple)) and len(evt.index) == 2:
+        panel_at = render.sheet_cell(evt.index[1], evt.index[0], result.panel_hw, len(result.words), SHEET_COLUMNS)
+    if panel_at is None:
+        return gr.skip(), gr.skip()
+    return enlarged_view(result, panel_at[0]), gr.update(value=panel_at[0])
 
 
 ARRIVAL_EXAMPLE = -1  # the example with three items: the richest caption and correctness table
 
 
 def arrival() -> tuple:
-    """The tab's first view: an example scene with its caption, per-word maps and correctness table."""
+    """The tab's first view: an example scene with its caption, per-word maps and correctness table; then the sheet
+    and the animation shown (the PNG and GIF downloads)."""
     path = example_paths()[ARRIVAL_EXAMPLE]
-    return (path, *caption(path))
+    out = caption(path)
+    png, gif = out[-6:-4]  # the downloads come last but for the state: PNG, GIF, MP4, NPZ, JSON
+    return path, *out, png, gif
 
 
 # ---------------------------------------------------------------------------------------------
@@ -615,7 +644,7 @@ def build(device: str) -> None:
                                    label="Fashion-Scenes test scenes (not seen in training)")
         with gr.Column(scale=3, min_width=360):
             caption_out = gr.Textbox(label="Caption", interactive=False, elem_id="cap-caption")
-            word_pick = gr.Radio(choices=[], label="Words: pick one (or a gallery image) to enlarge its map",
+            word_pick = gr.Radio(choices=[], label="Words: pick one (or click its map) to enlarge its map",
                                  elem_id="cap-words")
             with gr.Row():
                 # No label badge on these two: it would cover the word written along the top of the map.
@@ -627,9 +656,8 @@ def build(device: str) -> None:
                     gr.Markdown("**Animation through the words**")
                     animation = gr.Image(label="Animation through the words", show_label=False, interactive=False,
                                          height=360, elem_id="cap-animation")
-            gallery = gr.Gallery(label="Attention for each word (word and β on each map)", columns=5,
-                                 height="auto", allow_preview=False, interactive=False, object_fit="contain",
-                                 elem_id="cap-gallery")
+            sheet = gr.Image(label="Attention for each word (word and β under each map): click one",
+                             interactive=False, elem_id="cap-sheet")
             correctness = gr.Dataframe(headers=CORRECTNESS_HEADERS, label="Attention correctness per object word",
                                        visible=False, interactive=False, elem_id="cap-correctness")
             correctness_note = gr.Markdown(label="Ground truth note", show_label=False, elem_id="cap-note")
@@ -679,20 +707,26 @@ def build(device: str) -> None:
     state = gr.State()
 
     inputs = [image_in, kind, beam, smooth]
-    outputs = [caption_out, gallery, large, animation, word_pick, correctness, correctness_note, raw, *exports, state]
+    outputs = [caption_out, large, word_pick, correctness, correctness_note, raw, *exports, state]
+    shown = [sheet, animation]  # the PNG and GIF downloads
 
-    common.on_arrival(arrival, [image_in, *outputs])
+    def show_maps(event):
+        common.show_downloads(event, exports[:2], shown)
+
+    common.on_arrival(arrival, [image_in, *outputs, *shown])
     # preprocess=False: the handler decodes the upload itself so bad files give a clear message.
-    run_btn.click(caption, inputs, outputs, api_name="caption", preprocess=False,
-                  api_description="Caption an image with Show, Attend and Tell and map where it looked for each word.")
+    show_maps(run_btn.click(caption, inputs, outputs, api_name="caption", preprocess=False,
+                            api_description="Caption an image with Show, Attend and Tell and map where it looked for "
+                                            "each word."))
     # Not image_in.change: the browser fires it twice when an upload replaces an image.
-    gr.on([image_in.upload, image_in.clear, kind.input, beam.release, smooth.input], caption_if_image, inputs,
-          outputs, preprocess=False, api_visibility="private")
-    examples.load_input_event.then(caption_if_image, inputs, outputs, preprocess=False, api_visibility="private")
-    random_btn.click(new_random_scene, None, image_in, api_visibility="private").then(
-        caption_if_image, inputs, outputs, preprocess=False, api_visibility="private")
+    show_maps(gr.on([image_in.upload, image_in.clear, kind.input, beam.release, smooth.input], caption_if_image,
+                    inputs, outputs, preprocess=False, api_visibility="private"))
+    show_maps(examples.load_input_event.then(caption_if_image, inputs, outputs, preprocess=False,
+                                             api_visibility="private"))
+    show_maps(random_btn.click(new_random_scene, None, image_in, api_visibility="private").then(
+        caption_if_image, inputs, outputs, preprocess=False, api_visibility="private"))
     word_pick.input(enlarged_view, [state, word_pick], large, api_visibility="private")
-    gallery.select(select_from_gallery, state, [large, word_pick], api_visibility="private")
+    sheet.select(select_from_sheet, state, [large, word_pick], api_visibility="private")
     # The views below run only when asked (their buttons): the tab's arrival stays one caption.
     beams_btn.click(caption_beams, inputs, [beams_table, beams_gallery, beams_raw, *beams_exports],
                     api_name="caption_beams", preprocess=False,

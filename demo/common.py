@@ -477,6 +477,19 @@ def export_buttons(elem_prefix: str, labels: Iterable[str] = EXPORT_LABELS,
                 for label, value in zip(labels, values, strict=True)]
 
 
+# A picture that is also a download (a tab's view and its PNG or GIF export) is one file, and an endpoint returns it
+# once, as the download: gradio_client fetches every file of an answer, each over a new connection (tens of ms
+# apiece), the same file as often as it is returned. The view then shows the download's file, copied in the browser
+# (no request to the server).
+SHOW_DOWNLOADS_JS = "(...files) => files"
+
+
+def show_downloads(event, buttons: list, views: list):
+    """After ``event``, each of ``views`` (Image components) shows the file of the download button at the same place
+    in ``buttons``."""
+    return event.then(None, buttons, views, js=SHOW_DOWNLOADS_JS, show_progress="hidden")
+
+
 def export_section(what: str, elem_prefix: str, raw_title: str, raw_label: str,
                    labels: Iterable[str] = EXPORT_LABELS) -> tuple[list[gr.DownloadButton], gr.JSON]:
     """"**Download**: <what>", the row of download buttons (see export_buttons) and a closed accordion

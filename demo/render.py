@@ -231,6 +231,19 @@ def sheet(images: Sequence[np.ndarray], columns: int = 8, gap: int = 4) -> np.nd
     return out
 
 
+def sheet_cell(y: int, x: int, cell_hw: tuple[int, int], count: int, columns: int = 8,
+               gap: int = 4) -> tuple[int, int, int] | None:
+    """Where pixel (y, x) of a ``sheet`` of ``count`` images of size ``cell_hw`` falls: (the image's index, y and x
+    within it), or None on a gap or past the last image."""
+    cell_h, cell_w = cell_hw
+    row, dy = divmod(int(y), cell_h + gap)
+    col, dx = divmod(int(x), cell_w + gap)
+    k = row * min(columns, count) + col
+    if min(y, x) < 0 or col >= min(columns, count) or dy >= cell_h or dx >= cell_w or k >= count:
+        return None
+    return k, dy, dx
+
+
 def text_cell(text: str, height: int, width: int, font_size: int = 14) -> np.ndarray:
     """``text`` (lines split on newlines) in dark grey on white, centred in a height x width cell."""
     pil = Image.new("RGB", (width, height), (255, 255, 255))

@@ -1,6 +1,7 @@
 """Self-attention GAN tab: SAGAN (Zhang et al. 2019) on Fashion-MNIST.
 
-Generate a grid for a class and seed, pick an image, click a pixel: the tab shows where that query
+Generate a grid for a class and seed (one picture, each image with its class under it), click a pixel of one of
+its images (or of the selected image, enlarged): the tab shows where that query
 attends in the generator's self-attention layer (its softmax row over the key grid), the gamma of
 every attention layer, an animation of the query sweeping the image, a latent interpolation
 between two seeds, and a switch that sets gamma to 0 at inference to show what attention adds. A knock-out sets the
@@ -33,7 +34,10 @@ CLASS_CHOICES = [*CLASS_NAMES, MIXED]
 MAX_COUNT = 16
 IMAGE = 32  # side of the generated (and the padded Fashion-MNIST) images
 VIEW = 256  # displayed size of the selected image (pixels); clicks come back in these coordinates
-THUMB = 96
+THUMB = 96  # side of each image in the grid
+GRID_COLUMNS = 8
+GRID_GAP = 4
+TILE_LABEL = 20  # height of the strip under each image of the grid holding its index and class
 SWEEP_STRIDE = 2  # query-grid step of the sweep animation (16x16 grid -> 64 frames)
 WALK_FPS = 6  # the exported animation of a clicked query walking along its row
 
@@ -62,13 +66,25 @@ def _generate(class_name, seed, count, attention_off, upto: int | None = None):
         return model, model.generate(labels, seed=seed, attention_off=bool(attention_off))
 
 
+def grid_picture(images: np.ndarray, labels) -> np.ndarray:
+    """The generated images as one figure: in rows of GRID_COLUMNS, each with its index and class under it."""
+    tiles = [np.concatenate([render.enlarge(img, THUMB),
+                             render.text_cell(f"#{k} {CLASS_NAMES[label]}", TILE_LABEL, THUMB, font_size=12)])
+             for k, (img, label) in enumerate(zip(images, labels, strict=True))]
+    return render.sheet(tiles, columns=GRID_COLUMNS, gap=GRID_GAP)
+
+
 @gpu_handler
 @handler
 def generate(class_name, seed, count, attention_off):
-    """-> gallery of (image, caption), gamma table, the first image enlarged."""
+    """-> the grid picture, gamma table, the first image enlarged, its index, the grid as numbers."""
     model, out = _generate(class_name, seed, count, attention_off)
-    gallery = [(render.enlarge(img, THUMB), f"#{k} {CLASS_NAMES[out.labels[k]]}") for k, img in enumerate(out.images)]
-    return gallery, gamma_text(model, attention_off), render.enlarge(out.images[0], VIEW), 0
+    numbers = {"class": class_name, "seed": whole("Seed", seed, 0, MAX_SEED), "count": len(out.labels),
+               "attention_off": bool(attention_off), "labels": [int(k) for k in out.labels],
+               "classes": [CLASS_NAMES[k] for k in out.labels],
+               "gammas": {f"{res}x{res}": g for res, g in model.gammas.items()}}
+    return (grid_picture(out.images, out.labels), gamma_text(model, attention_off),
+            render.enlarge(out.images[0], VIEW), 0, numbers)
 
 
 def query_map(out, index: int, y: int, x: int, size: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
@@ -149,10 +165,16 @@ def image_index(index, count) -> int:
 @gpu_handler
 @handler
 def attention(class_name, seed, count, attention_off, index, y, x):
-    """Image ``index`` of the grid, query pixel (y, x) on the 32x32 image -> overlay, map as JSON."""
+    """Image ``index`` of the grid, query pixel (y, x) on the 32x32 image -> map as JSON, downloads (the PNG is the
+    overlay the tab shows)."""
     index = image_index(index, count)
     y, x = whole("Query row y", y, 0, 31), whole("Query column x", x, 0, 31)
     model, out = _generate(class_name, seed, count, attention_off, upto=index)
+    return query_answer(model, out, class_name, seed, attention_off, index, y, x)
+
+
+def query_answer(model, out, class_name, seed, attention_off, index: int, y: int, x: int) -> tuple:
+    """attention's answer for generated images ``out`` (checked arguments)."""
     attn, (qy, qx) = query_map(out, index, y, x)
     dependence, jsd = query_dependence_of(model, out, index, qy, qx)
     info = {"index": index, "query_pixel": [y, x], "query_cell": [qy, qx], "query_hw": list(out.query_hw),
@@ -169,7 +191,7 @@ def attention(class_name, seed, count, attention_off, index, y, x):
             "key_hw": list(out.key_hw), "query_attention": attn, "attention": out.attention[index],
             "gamma": out.gamma, "gammas": {f"{res}x{res}": g for res, g in model.gammas.items()},
             "query_jsd_to_other_queries": jsd, "query_dependence": dependence}
-    return overlay, info, *render.save_exports(overlay, walk, WALK_FPS, data)
+    return info, *render.save_exports(overlay, walk, WALK_FPS, data)
 
 
 def clicked_pixel(evt: gr.SelectData | None) -> tuple[int, int]:
@@ -187,12 +209,34 @@ def on_click(class_name, seed, count, attention_off, index, evt: gr.SelectData):
     return *attention(class_name, seed, count, attention_off, index, py, px), py, px
 
 
+GRID_CLICK_OUTPUTS = 10  # on_grid_click's: selected image, index, numbers, PNG, GIF, MP4, NPZ, JSON, y, x
+
+
 @handler
-def on_pick(class_name, seed, count, attention_off, evt: gr.SelectData):
-    """Choosing a gallery image makes it the one to click on."""
-    index = int(evt.index) if evt is not None and isinstance(evt.index, int) else 0
-    _, out = _generate(class_name, seed, count, attention_off, upto=index)
-    return render.enlarge(out.images[index], VIEW), index
+def on_grid_click(class_name, seed, count, attention_off, y, x, evt: gr.SelectData):
+    """A click on an image of the grid selects it and shows the map of the clicked pixel (a click on its label: of
+    the query (y, x) already chosen). Nothing happens on a click between the images."""
+    count = whole("Number of images", count, 1, MAX_COUNT)
+    tile = None
+    if evt is not None and isinstance(evt.index, (list, tuple)) and len(evt.index) == 2:
+        tile = render.sheet_cell(evt.index[1], evt.index[0], (THUMB + TILE_LABEL, THUMB), count, GRID_COLUMNS,
+                                 GRID_GAP)
+    if tile is None:
+        return tuple(gr.skip() for _ in range(GRID_CLICK_OUTPUTS))
+    index, dy, dx = tile
+    if dy < THUMB:
+        y, x = dy * IMAGE // THUMB, dx * IMAGE // THUMB
+    return *selected_answer(class_name, seed, count, attention_off, index, y, x), y, x
+
+
+@gpu_handler
+@handler
+def selected_answer(class_name, seed, count, attention_off, index, y, x):
+    """Image ``index`` enlarged, its index, and attention's answer for its query pixel (y, x)."""
+    y, x = whole("Query row y", y, 0, IMAGE - 1), whole("Query column x", x, 0, IMAGE - 1)
+    model, out = _generate(class_name, seed, count, attention_off, upto=index)
+    return (render.enlarge(out.images[index], VIEW), index,
+            *query_answer(model, out, class_name, seed, attention_off, index, y, x))
 
 
 @gpu_handler
@@ -393,36 +437,41 @@ ARRIVAL_QUERY = (16, 16)  # the centre pixel: on the item in every class
 
 
 def arrival() -> tuple:
-    """The tab's first view: a generated gallery and the attention map of the centre pixel of its first image."""
+    """The tab's first view: a generated grid and the attention map of the centre pixel of its first image (the
+    overlay is the PNG download)."""
     spec = ARRIVAL.values()
-    gallery, gammas, selected, index = generate(*spec)
-    overlay, info, *exports = attention(*spec, index, *ARRIVAL_QUERY)
-    return gallery, gammas, selected, index, overlay, info, *exports, dependence_text(info)
+    grid, gammas, selected, index, numbers = generate(*spec)
+    info, *exports = attention(*spec, index, *ARRIVAL_QUERY)
+    return grid, gammas, selected, index, numbers, exports[0], info, *exports, dependence_text(info)
 
 
 def build(device: str) -> None:
     common.set_device(device)
     gr.Markdown(
         "**Self-Attention GAN** (Zhang et al. 2019), class-conditional, trained on 32x32 Fashion-MNIST. "
-        "Generate images, pick one, then **click a pixel**: the map shows the softmax weights of that query "
-        "over the key grid of the generator's self-attention layer (16x16 queries, 2x2-pooled 8x8 keys, as in "
-        "the authors' code). The layer's output is scaled by the learnt **gamma** and added to its input; tick "
-        "*gamma = 0* to see the images without what attention adds.")
+        "Generate images, then **click a pixel** of one (or of the selected image, enlarged): the map shows the "
+        "softmax weights of that query over the key grid of the generator's self-attention layer (16x16 queries, "
+        "2x2-pooled 8x8 keys, as in the authors' code). The layer's output is scaled by the learnt **gamma** and "
+        "added to its input; tick *gamma = 0* to see the images without what attention adds.")
     with gr.Row():
         class_name = gr.Dropdown(CLASS_CHOICES, value=ARRIVAL["class_name"], label="Class")
         seed = gr.Number(value=ARRIVAL["seed"], precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-        count = gr.Slider(1, MAX_COUNT, value=ARRIVAL["count"], step=1, label="Number of images")
+        count = gr.Slider(1, MAX_COUNT, value=ARRIVAL["count"], step=1, label="Number of images",
+                          elem_id="sagan-count")
         attention_off = gr.Checkbox(value=ARRIVAL["attention_off"],
                                     label="gamma = 0 at inference (switch attention off)")
     gen_btn = gr.Button("Generate", variant="primary", elem_id="sagan-generate")
-    gallery = gr.Gallery(label="Generated images (pick one)", columns=8, height=250, allow_preview=False,
-                         elem_id="sagan-gallery")
+    grid = gr.Image(label="Generated images: click a pixel of one", interactive=False, format="png",
+                    elem_id="sagan-grid")
     gammas = gr.Markdown(label="Gamma of each attention layer", show_label=False)
+    with gr.Accordion("Generated images as numbers (classes, gammas)", open=False):
+        grid_json = gr.JSON(label="Generated images")
     with gr.Row():
         network = gr.Radio([GENERATOR, DISCRIMINATOR], value=GENERATOR, label="Attention layer to show",
                            info="the generator's, or the discriminator's (on a generated or a real image) with its "
                                 "verdict", elem_id="sagan-network")
-        index = gr.Number(value=0, precision=0, label="Selected image index", minimum=0, maximum=MAX_COUNT - 1)
+        index = gr.Number(value=0, precision=0, label="Selected image index", minimum=0, maximum=MAX_COUNT - 1,
+                          elem_id="sagan-index")
     with gr.Column(visible=True, elem_id="sagan-g-view") as g_view:
         with gr.Row():
             selected = gr.Image(label="Selected image: click a pixel", interactive=False, height=VIEW, width=VIEW,
@@ -499,23 +548,28 @@ def build(device: str) -> None:
     interp_out = gr.Image(label="Interpolation (GIF)", interactive=False, height=VIEW, width=VIEW)
 
     spec = [class_name, seed, count, attention_off]
-    common.on_arrival(arrival, [gallery, gammas, selected, index, overlay, attn_json, *exports, dependence])
+    common.on_arrival(arrival, [grid, gammas, selected, index, grid_json, overlay, attn_json, *exports, dependence])
     # The discriminator's view follows the image it judges while it is on screen: a new grid, another pick.
     judging = [*spec, index, source, test_index]
     judged_outputs = [d_image, d_overlay, verdict, d_json, *d_exports]
     gen_btn.click(
-        generate, spec, [gallery, gammas, selected, index], api_name="sagan_generate",
+        generate, spec, [grid, gammas, selected, index, grid_json], api_name="sagan_generate",
         api_description="Generate images of a class with the SAGAN and list each attention layer's gamma.").then(
         judged_if_shown, [network, *judging, d_qy, d_qx], judged_outputs, api_visibility="private")
+
+    def shown(event):
+        """The overlay (the PNG download) on screen and the numbers in words beside it, after ``event``."""
+        common.show_downloads(event, exports[:1], [overlay])
+        return event.then(dependence_text, attn_json, dependence, api_visibility="private")
+
     # The numbers travel in the answer's JSON (the API's outputs are what is shown, then files); the words
     # beside the map follow from them.
-    show_btn.click(attention, [*spec, index, qy, qx], [overlay, attn_json, *exports],
-                   api_name="sagan_attention",
-                   api_description="Attention map of query pixel (y, x) of a generated image over the key grid.").then(
-        dependence_text, attn_json, dependence, api_visibility="private")
-    selected.select(on_click, [*spec, index], [overlay, attn_json, *exports, qy, qx], api_name=False).then(
-        dependence_text, attn_json, dependence, api_visibility="private")
-    gallery.select(on_pick, spec, [selected, index], api_name=False).then(
+    shown(show_btn.click(attention, [*spec, index, qy, qx], [attn_json, *exports], api_name="sagan_attention",
+                         api_description="Attention map of query pixel (y, x) of a generated image over the key "
+                                         "grid."))
+    shown(selected.select(on_click, [*spec, index], [attn_json, *exports, qy, qx], api_visibility="private"))
+    shown(grid.select(on_grid_click, [*spec, qy, qx], [selected, index, attn_json, *exports, qy, qx],
+                      api_visibility="private")).then(
         judged_if_shown, [network, *judging, d_qy, d_qx], judged_outputs, api_visibility="private")
     ko_btn.click(knockout, [*spec, index, qy, qx], [ko_image, ko_diff, ko_size, ko_json, *ko_exports],
                  api_name="sagan_knockout",

@@ -92,6 +92,19 @@ def click_image(page, elem_id: str, rel_x: float, rel_y: float) -> tuple[float, 
     return x, y
 
 
+def click_image_pixel(page, elem_id: str, x: float, y: float) -> None:
+    """Click pixel (x, y) of the picture that component ``elem_id`` shows, in the picture's own pixels (however large
+    it is drawn: Gradio fits it into its box keeping its shape, centred, as its click coordinates assume)."""
+    loc = image_locator(page, elem_id)
+    loc.wait_for(state="visible")
+    loc.scroll_into_view_if_needed()
+    box = loc.bounding_box()
+    width, height = loc.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    scale = min(box["width"] / width, box["height"] / height)
+    left, top = box["x"] + (box["width"] - width * scale) / 2, box["y"] + (box["height"] - height * scale) / 2
+    page.mouse.click(left + (x + 0.5) * scale, top + (y + 0.5) * scale)
+
+
 def wait_for_image_change(page, elem_id: str, old_src: str, timeout_ms: int = TIMEOUT_MS) -> str:
     """Wait until the image of ``elem_id`` shows a different file than ``old_src``; return the new src."""
     page.wait_for_function(

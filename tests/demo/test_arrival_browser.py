@@ -1,5 +1,5 @@
 """Every tab opens with a finished example, in a fresh page, without pressing anything: a captioned scene with
-its word maps, a SAGAN gallery with the map of one pixel, Image Transformer samples with a Fig. 3 inspection,
+its word maps, a SAGAN grid with the map of one pixel, Image Transformer samples with a Fig. 3 inspection,
 the explorer's pattern."""
 from __future__ import annotations
 
@@ -30,17 +30,18 @@ def test_captioning_opens_with_a_captioned_scene(page, tmp_path):
     open_tab(page, "Captioning")
     words = text_of(page, "#cap-caption textarea").split()
     assert len(words) >= 2
-    assert wait_for_images_loaded(page, "#cap-gallery img", count=len(words), timeout_ms=ARRIVAL_MS) == len(words)
-    wait_for_images_loaded(page, "#cap-large img, #cap-animation img", count=2, timeout_ms=ARRIVAL_MS)
+    wait_for_images_loaded(page, "#cap-sheet img, #cap-large img, #cap-animation img", count=3, timeout_ms=ARRIVAL_MS)
+    sheet = page.locator("#cap-sheet img").first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert sheet[0] > sheet[1]  # the word maps side by side
     assert "Ground truth known" in text_of(page, "#cap-note")
     assert page.locator("#cap-words input:checked").get_attribute("value") == "0"
     screenshot(page, tmp_path, "captioning-arrival")
 
 
-def test_sagan_opens_with_a_gallery_and_a_pixels_map(page, tmp_path):
+def test_sagan_opens_with_a_grid_and_a_pixels_map(page, tmp_path):
     open_tab(page, "Self-attention GAN")
-    assert wait_for_images_loaded(page, "#sagan-gallery img", count=8, timeout_ms=ARRIVAL_MS) == 8
-    wait_for_images_loaded(page, "#sagan-selected img, #sagan-overlay img", count=2, timeout_ms=ARRIVAL_MS)
+    wait_for_images_loaded(page, "#sagan-grid img, #sagan-selected img, #sagan-overlay img", count=3,
+                           timeout_ms=ARRIVAL_MS)
     assert "Query dependence" in text_of(page, "#sagan-dependence")  # the clicked query's JS divergence
     screenshot(page, tmp_path, "sagan-arrival")
 

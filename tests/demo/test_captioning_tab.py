@@ -148,9 +148,17 @@ def test_bad_attention_kind_is_rejected():
 # ---- the handler -----------------------------------------------------------------------------------
 
 def unpack(outputs):
-    names = ["caption", "gallery", "large", "animation", "words", "table", "note", "raw", "png", "gif", "mp4", "npz",
-             "json", "state"]
+    names = ["caption", "large", "words", "table", "note", "raw", "png", "gif", "mp4", "npz", "json", "state"]
     return dict(zip(names, outputs, strict=True))
+
+
+def panels(out) -> list[np.ndarray]:
+    """The sheet (the PNG download), cut into its words' panels (map, then the word under it)."""
+    sheet = np.asarray(Image.open(out["png"]).convert("RGB"))
+    (h, w), gap = out["state"].panel_hw, 4
+    n = len(out["state"].words)
+    return [sheet[(k // tab.SHEET_COLUMNS) * (h + gap):][:h, (k % tab.SHEET_COLUMNS) * (w + gap):][:, :w]
+            for k in range(n)]
 
 
 def test_caption_matches_the_library_and_renders_every_word(tab_model):
@@ -160,11 +168,16 @@ def test_caption_matches_the_library_and_renders_every_word(tab_model):
     assert out["raw"]["words"] == ref.words and out["caption"] == " ".join(ref.words)
     np.testing.assert_allclose(np.asarray(out["raw"]["alphas"]), ref.alphas, atol=1e-6)
     n = len(ref.words)
-    assert len(out["gallery"]) == n
-    assert all(label.startswith(f"{t + 1}. {w}") and "β=" in label
-               for t, ((_, label), w) in enumerate(zip(out["gallery"], ref.words, strict=True)))
+    base = tab.display_image(np.asarray(Image.open(path).convert("RGB")), tab.VIEW_SIZE)
+    for t, cell in enumerate(panels(out)):  # each word's map, its word and β under it
+        label = tab.word_label(ref.words, t, ref.betas)
+        assert label.startswith(f"{t + 1}. {ref.words[t]}") and "β=" in label
+        np.testing.assert_array_equal(cell, tab.panel(tab.render.overlay(base, ref.alphas[t]), label))
+    rows = -(-n // tab.SHEET_COLUMNS)
+    h, w = out["state"].panel_hw
+    assert Image.open(out["png"]).size == (min(n, tab.SHEET_COLUMNS) * (w + 4) - 4, rows * (h + 4) - 4)
     assert out["large"].shape[:2] == (tab.LARGE_SIZE, tab.LARGE_SIZE)
-    gif = Image.open(out["animation"])
+    gif = Image.open(out["gif"])
     assert gif.n_frames == n + 1  # the caption, then one frame per word
     assert out["words"]["choices"] == [(f"{t + 1}. {w}", t) for t, w in enumerate(ref.words)]
 
@@ -179,12 +192,12 @@ def test_overlay_follows_the_attention(tab_model, monkeypatch, tmp_path):
     monkeypatch.setattr(tab, "_run_caption", lambda model, image, beam: fake)
     dark = Image.new("RGB", (96, 96))
     out = unpack(tab.caption(save(tmp_path, "dark.png", dark), "soft", 3, False, device="cpu"))
-    for (img, label), (gy, gx) in zip(out["gallery"], [(1, 1), (10, 9)], strict=True):
-        img = np.asarray(img).astype(int)
+    for img, (gy, gx) in zip(panels(out), [(1, 1), (10, 9)], strict=True):
+        img = img[:tab.VIEW_SIZE].astype(int)  # the map, above its word
         cell = tab.VIEW_SIZE // 12
         inside = img[gy * cell:(gy + 1) * cell, gx * cell:(gx + 1) * cell].sum(-1).mean()
-        assert inside > 3 * img[20:].sum(-1).mean(), label  # rows below the text strip
-    assert out["gallery"][1][1] == "2. bag  β=0.90"
+        assert inside > 3 * img.sum(-1).mean()
+    assert tab.word_label(out["raw"]["words"], 1, out["state"].betas) == "2. bag  β=0.90"
 
 
 def test_example_scene_gets_attention_correctness(tab_model):
@@ -220,7 +233,10 @@ def test_uploaded_photo_has_no_ground_truth(tab_model, tmp_path):
     out = unpack(tab.caption(save(tmp_path, "photo.png", photo), "hard", 1, True, device="cpu"))
     assert out["note"] == tab.NO_GROUND_TRUTH and out["table"]["visible"] is False
     assert out["large"].shape[:2] == (288, 480)  # aspect ratio kept
-    assert out["gallery"][0][0].shape[:2] == (192, 320)
+    assert out["state"].panel_hw == (192 + tab.strip_height(320), 320)
+    n = len(out["raw"]["words"])
+    assert Image.open(out["png"]).size == (min(n, tab.SHEET_COLUMNS) * (320 + 4) - 4,
+                                           -(-n // tab.SHEET_COLUMNS) * (out["state"].panel_hw[0] + 4) - 4)
 
 
 def test_random_scene_is_a_test_scene_with_ground_truth(tab_model):
@@ -243,9 +259,22 @@ def test_selecting_a_word_enlarges_its_map(tab_model):
     assert tab.enlarged_view(result, 999) is None and tab.enlarged_view(None, 0) is None
 
 
+def test_a_click_on_a_words_panel_enlarges_its_map(tab_model):
+    out = unpack(tab.caption(scene_png(), "soft", 3, True, device="cpu"))
+    result = out["state"]
+    (h, w), last = result.panel_hw, len(result.words) - 1
+    row, col = divmod(last, tab.SHEET_COLUMNS)
+    at = gr.SelectData(None, {"index": [col * (w + 4) + w // 2, row * (h + 4) + h - 2], "value": None})  # its word
+    view, choice = tab.select_from_sheet(result, at)
+    np.testing.assert_array_equal(view, tab.enlarged_view(result, last))
+    assert choice["value"] == last
+    gap = gr.SelectData(None, {"index": [w + 1, 5], "value": None})
+    assert all(isinstance(v, type(gr.skip())) for v in tab.select_from_sheet(result, gap))
+
+
 def test_clearing_the_image_clears_outputs():
     out = unpack(tab.caption_if_image(None, "soft", 3, True))
-    assert out["caption"] == "" and out["gallery"] == [] and out["state"] is None
+    assert out["caption"] == "" and out["png"] is None and out["gif"] is None and out["state"] is None
 
 
 def test_model_errors_become_gr_errors(monkeypatch, tab_model):
@@ -281,7 +310,7 @@ def test_cmyk_jpeg_bytes_through_the_handler(tab_model, tmp_path):
     buf = io.BytesIO()
     Image.new("CMYK", (50, 30), (0, 0, 0, 128)).save(buf, "JPEG")
     out = unpack(tab.caption(write(tmp_path, "c.jpg", buf.getvalue()), "soft", 3, True, device="cpu"))
-    assert len(out["gallery"]) == len(out["raw"]["words"])
+    assert len(panels(out)) == len(out["raw"]["words"]) > 0
 
 
 def test_empty_caption_is_shown_not_crashed(tab_model, monkeypatch):
@@ -290,7 +319,7 @@ def test_empty_caption_is_shown_not_crashed(tab_model, monkeypatch):
     empty = Caption([], np.zeros((0, 12, 12), np.float32), np.zeros(0, np.float32))
     monkeypatch.setattr(tab, "_run_caption", lambda model, image, beam: empty)
     out = unpack(tab.caption(scene_png(), "soft", 3, True, device="cpu"))
-    assert "empty caption" in out["caption"] and out["gallery"] == [] and out["raw"]["words"] == []
+    assert "empty caption" in out["caption"] and out["png"] is None and out["raw"]["words"] == []
     assert tab.enlarged_view(out["state"], 0) is None
 
 

@@ -1,61 +1,63 @@
 """Captioning tab in headless Chromium: pick an example scene, see the caption, the per-word maps and
-the correctness table, click a gallery map to enlarge it, upload a broken file and see the error."""
+the correctness table, click a word's map on the sheet to enlarge it, upload a broken file and see the error."""
 from __future__ import annotations
 
 import pytest
 
-from tests.demo.browser_utils import browser, image_src, open_tab, page, screenshot, wait_for_image_change  # noqa: F401
+from demo import captioning_tab as tab
+from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
+    browser,
+    click_image_pixel,
+    image_src,
+    open_tab,
+    page,
+    screenshot,
+    wait_for_image_change,
+    wait_for_images_loaded,
+)
 from tests.demo.test_captioning_tab import tab_model  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
+
+GAP = 4  # between the panels of the sheet (render.sheet's)
 
 
 def caption_text(page) -> str:
     return page.locator("#cap-caption textarea").input_value()
 
 
-def gallery_srcs(page, selector: str) -> list[str]:
-    return page.eval_on_selector_all(selector, "imgs => imgs.map(i => i.getAttribute('src'))")
-
-
-def wait_for_gallery_change(page, selector: str, old: list[str]) -> None:
-    """Wait until the gallery holds other images than ``old``, all loaded."""
-    page.wait_for_function(
-        "([sel, old]) => { const imgs = [...document.querySelectorAll(sel)];"
-        " return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)"
-        " && JSON.stringify(imgs.map(i => i.getAttribute('src'))) !== JSON.stringify(old); }",
-        arg=[selector, old],
-    )
-
-
 def test_captioning_tab_in_the_browser(page, tab_model, tmp_path):  # noqa: F811
     open_tab(page, "Captioning")
     assert page.get_by_text("trained on").first.is_visible()  # the Fashion-Scenes notice
-    # The tab arrives showing the last example. Pick the first one (another scene) and wait until the gallery
-    # shows its maps: clicking on the arrival's gallery while the new caption is on its way would be lost when
-    # the new results replace it (and Gradio names images by content, so an unchanged map keeps its src).
-    gallery_imgs = "#cap-gallery button img, #cap-gallery .thumbnail-item img"
-    wait_for_gallery_change(page, gallery_imgs, [])  # the arrival's maps, loaded
-    arrival_srcs = gallery_srcs(page, gallery_imgs)
+    # The tab arrives showing the last example. Pick the first one (another scene) and wait until the sheet
+    # shows its maps: clicking on the arrival's sheet while the new caption is on its way would be lost when
+    # the new results replace it.
+    wait_for_images_loaded(page, "#cap-sheet img, #cap-animation img", count=2)  # the arrival's maps
+    arrival_sheet, arrival_animation = image_src(page, "cap-sheet"), image_src(page, "cap-animation")
     examples = page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button")
     examples.first.click()
-    wait_for_gallery_change(page, gallery_imgs, arrival_srcs)
+    wait_for_image_change(page, "cap-sheet", arrival_sheet)  # the PNG download, shown
+    wait_for_image_change(page, "cap-animation", arrival_animation)  # the GIF download, shown
     caption = caption_text(page)
     words = caption.split()
-    gallery = page.locator(gallery_imgs)
-    assert len(words) > 1 and gallery.count() == len(words)
-    page.locator("#cap-animation img").wait_for(state="visible")
+    # the example scenes are 96x96: panels VIEW_SIZE wide, the word under each, in rows of SHEET_COLUMNS
+    panel_h, panel_w = tab.VIEW_SIZE + tab.strip_height(tab.VIEW_SIZE), tab.VIEW_SIZE
+    rows = -(-len(words) // tab.SHEET_COLUMNS)
+    size = page.locator("#cap-sheet img").first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert len(words) > 1 and size == [min(len(words), tab.SHEET_COLUMNS) * (panel_w + GAP) - GAP,
+                                       rows * (panel_h + GAP) - GAP]
     note = page.locator("#cap-note").inner_text()
     assert "Ground truth known" in note
     if "No object word" not in note:  # (an untrained stand-in model may name no item)
         page.locator("#cap-correctness").wait_for(state="visible")
 
-    # clicking a word's map in the gallery shows it large and selects the word
+    # clicking a word's map on the sheet shows it large and selects the word
     old = image_src(page, "cap-large")
-    gallery.nth(len(words) - 1).click()
+    row, col = divmod(len(words) - 1, tab.SHEET_COLUMNS)
+    click_image_pixel(page, "cap-sheet", col * (panel_w + GAP) + panel_w // 2, row * (panel_h + GAP) + panel_h // 2)
     wait_for_image_change(page, "cap-large", old)
     checked = page.locator("#cap-words input:checked")
-    assert checked.count() == 1 and checked.get_attribute("value") is not None
+    assert checked.count() == 1 and checked.get_attribute("value") == str(len(words) - 1)
     # ... and so does picking a word
     old = image_src(page, "cap-large")
     page.locator("#cap-words label").first.click()

@@ -17,31 +17,33 @@ pytestmark = pytest.mark.e2e
 
 
 def call(client, path, kind="soft", beam=3, smooth=True):
-    """The endpoint's outputs up to the raw JSON (the downloads that follow are tested in test_exports_e2e)."""
+    """The endpoint's outputs up to the raw JSON, and the PNG and GIF downloads: the sheet and the animation the tab
+    shows (the other downloads are tested in test_exports_e2e)."""
     return client.predict(handle_file(path), kind, beam, smooth, api_name="/caption")[:8]
 
 
 def test_app_captions_a_test_scene_like_the_library(client, tab_model):  # noqa: F811
     path = tab.example_paths()[1]
-    caption, gallery, large, animation, words, table, note, raw = call(client, path, beam=3)
+    caption, large, words, table, note, raw, sheet, animation = call(client, path, beam=3)
     ref = tab_model["soft"].caption(Image.open(path).convert("RGB"), beam_size=3, max_len=tab.MAX_LEN)
     assert raw["words"] == ref.words and caption == " ".join(ref.words)
     np.testing.assert_allclose(np.asarray(raw["alphas"]), ref.alphas, atol=1e-6)
     np.testing.assert_allclose(np.asarray(raw["betas"]), ref.betas, atol=1e-6)
     assert raw["model"] == "sat-soft-fashion-scenes"
-    assert [g["caption"] for g in gallery] == [tab.word_label(ref.words, t, ref.betas) for t in range(len(ref.words))]
-    first = np.asarray(Image.open(gallery[0]["image"]).convert("RGB"))
-    # the served overlay is the one the tab renders for this word (lossless round trip apart)
-    expected = tab.word_overlay(tab.display_image(np.asarray(Image.open(path).convert("RGB")), tab.VIEW_SIZE),
-                                ref.alphas[0], tab.word_label(ref.words, 0, ref.betas), True)
-    assert first.shape == expected.shape and np.abs(first.astype(int) - expected).mean() < 3
+    assert words["choices"] == [[f"{t + 1}. {w}", t] for t, w in enumerate(ref.words)] and words["value"] == 0
+    # the sheet's first panel is the tab's map of the first word with the word under it
+    base = tab.display_image(np.asarray(Image.open(path).convert("RGB")), tab.VIEW_SIZE)
+    expected = tab.panel(tab.render.overlay(base, ref.alphas[0]), tab.word_label(ref.words, 0, ref.betas))
+    first = np.asarray(Image.open(sheet).convert("RGB"))[:expected.shape[0], :expected.shape[1]]
+    np.testing.assert_array_equal(first, expected)
+    assert np.asarray(Image.open(large)).shape[:2] == (tab.LARGE_SIZE, tab.LARGE_SIZE)
     assert Image.open(animation).n_frames == len(ref.words) + 1
     assert "Ground truth known" in note
 
 
 def test_hard_model_through_the_app(client, tab_model):  # noqa: F811
     path = tab.example_paths()[0]
-    raw = call(client, path, kind="hard", beam=1)[-1]
+    raw = call(client, path, kind="hard", beam=1)[5]
     ref = tab_model["hard"].caption(Image.open(path).convert("RGB"), beam_size=1, max_len=tab.MAX_LEN)
     assert raw["words"] == ref.words and raw["attention"] == "hard"
     np.testing.assert_allclose(np.asarray(raw["alphas"]), ref.alphas, atol=1e-6)
@@ -67,7 +69,7 @@ def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, tab_mod
     with pytest.raises(AppError) as err:
         call(client, str(path), **kw)
     assert re.search(message, str(err.value)), str(err.value)
-    raw = call(client, tab.example_paths()[0], beam=1)[-1]  # still serving
+    raw = call(client, tab.example_paths()[0], beam=1)[5]  # still serving
     assert isinstance(raw["words"], list) and len(raw["alphas"]) == len(raw["words"])
 
 
@@ -84,6 +86,6 @@ def test_odd_images_get_a_caption(client, tab_model, tmp_path, mode):  # noqa: F
         im = im.convert("P") if mode == "P" else im
     path = tmp_path / name
     im.save(path)
-    caption, gallery, *_, raw = call(client, str(path), beam=2)
-    assert len(gallery) == len(raw["words"]) and caption == " ".join(raw["words"])
+    caption, *_, raw, sheet, _animation = call(client, str(path), beam=2)
+    assert caption == " ".join(raw["words"]) and (sheet is None) == (not raw["words"])
     assert np.allclose(np.asarray(raw["alphas"]).sum(axis=(1, 2)), 1, atol=1e-4)

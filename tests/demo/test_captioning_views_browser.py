@@ -31,7 +31,7 @@ def arrival_caption(page) -> str:
     page.wait_for_function("() => (document.querySelector('#cap-caption textarea') || {}).value?.trim().length > 0",
                            timeout=ARRIVAL_MS)
     caption = page.locator("#cap-caption textarea").input_value()
-    wait_for_images_loaded(page, "#cap-gallery img", count=len(caption.split()), timeout_ms=ARRIVAL_MS)
+    wait_for_images_loaded(page, "#cap-sheet img", count=1, timeout_ms=ARRIVAL_MS)
     return caption
 
 

@@ -184,7 +184,7 @@ def write_every_kind_of_output_file(target) -> Iterator[str]:
     """One call of every handler that writes a file (random scene, caption animation, SAGAN sweep and
     interpolation, Image Transformer generation order), yielding each path as soon as it is returned."""
     yield (scene := captioning_tab.new_random_scene())
-    yield captioning_tab.caption(scene, "soft", 1, True)[3]
+    yield captioning_tab.caption(scene, "soft", 1, True)[7]  # its animation (the GIF download)
     yield sagan_tab.sweep("coat", 1, 2, False, 1, 10)
     yield sagan_tab.interpolate("bag", 1, 2, 3, False)
     yield from image_transformer_tab.animate(target)  # GIF and MP4

@@ -38,9 +38,9 @@ def no_progress(*_a, **_k):
 def other_tabs_work(broken: str) -> None:
     """A normal call of every tab but ``broken`` succeeds."""
     if broken != "captioning":
-        assert captioning_tab.caption(captioning_tab.example_paths()[0], "soft", 1, True)[7]["words"]
+        assert captioning_tab.caption(captioning_tab.example_paths()[0], "soft", 1, True)[5]["words"]
     if broken != "sagan":
-        assert len(sagan_tab.generate("bag", 1, 2, False)[0]) == 2
+        assert sagan_tab.generate("bag", 1, 2, False)[4]["count"] == 2
     if broken != "imt":
         *_, last = imt_tab.sample("local1d", 0, 1.0, 0, 1, progress=no_progress)  # (gallery, status, ...)
         assert "Done" in last[1]
@@ -136,7 +136,7 @@ def test_a_hub_that_does_not_answer(monkeypatch, tmp_path, tiny_imt_models):
     assert f"Could not load the model {SOFT}" in message and "'someone/photo-captioner'" in message
     assert "unreachable" in message
     # The hard captioner (bundled weights) and the other tabs still work.
-    assert captioning_tab.caption(captioning_tab.example_paths()[0], "hard", 1, True)[7]["words"]
+    assert captioning_tab.caption(captioning_tab.example_paths()[0], "hard", 1, True)[5]["words"]
     other_tabs_work(broken="captioning")
 
 
@@ -162,7 +162,7 @@ def test_a_full_disk_is_reported(monkeypatch, tiny_imt_models, fashion_mnist_or_
         monkeypatch.setattr(render.Image.Image, "save", no_space)  # PNG and GIF go through Pillow
     assert "No space left on device" in message_of(call)
     # Tabs that write no file keep working.
-    assert len(sagan_tab.generate("bag", 1, 2, False)[0]) == 2
+    assert sagan_tab.generate("bag", 1, 2, False)[4]["count"] == 2
     assert len(explorer_tab.cost_table(*explorer_tab.DEFAULTS.values(), 64)) > 3
 
 
@@ -202,7 +202,7 @@ def test_an_unexpected_failure_is_told_in_words(tiny_imt_models, error, expected
         message = message_of(sagan_tab.generate, "bag", 1, 2, False)
         assert "computation failed" in message and expected in message
         other_tabs_work(broken="sagan")
-    assert len(sagan_tab.generate("bag", 1, 2, False)[0]) == 2
+    assert sagan_tab.generate("bag", 1, 2, False)[4]["count"] == 2
 
 
 @pytest.mark.parametrize("error", [KeyError("gammas"), TypeError("unsupported operand"), IndexError("list index")])
@@ -235,7 +235,7 @@ def test_faults_through_the_app(client, tmp_path, tiny_imt_models):
         mp.setattr(render, "output_path", no_space)
         with pytest.raises(AppError, match="No space left on device"):
             client.predict("bag", 1, 1, False, 0, 8, api_name="/sagan_sweep")
-    gallery, *_ = client.predict("bag", 1, 2, False, api_name="/sagan_generate")
-    assert len(gallery) == 2
-    info = client.predict("bag", 1, 2, False, 0, 16, 16, api_name="/sagan_attention")[1]  # (overlay, numbers, ...)
+    *_, numbers = client.predict("bag", 1, 2, False, api_name="/sagan_generate")
+    assert numbers["classes"] == ["bag", "bag"]
+    info = client.predict("bag", 1, 2, False, 0, 16, 16, api_name="/sagan_attention")[0]  # (numbers, downloads)
     assert np.asarray(info["attention"]).shape == tuple(info["key_hw"])

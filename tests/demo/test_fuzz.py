@@ -211,26 +211,25 @@ def extra_files(rest) -> None:
 
 
 def check_caption(out):
-    text, gallery, large, animation = out[:4]
-    note, raw = out[6], out[7]
+    text, large, _words, _table, note, raw, sheet, animation = out[:8]
     assert isinstance(text, str) and isinstance(note, str) and isinstance(raw["words"], list)
     if raw["words"]:
-        assert len(gallery) == len(raw["words"]) and is_picture(large) and is_file(animation, ".gif")
+        assert is_picture(large) and is_file(sheet, ".png") and is_file(animation, ".gif")
         assert np.asarray(raw["alphas"]).shape[0] == len(raw["words"])
     extra_files(out[8:-1])  # the last output is the tab's state
 
 
 def check_sagan_generate(out):
-    gallery, gammas, selected, index = out[:4]
-    assert 1 <= len(gallery) <= sagan_tab.MAX_COUNT and all(is_picture(img) for img, _ in gallery)
+    grid, gammas, selected, index, numbers = out[:5]
+    assert 1 <= numbers["count"] == len(numbers["labels"]) <= sagan_tab.MAX_COUNT and is_picture(grid)
     assert "gamma" in gammas and is_picture(selected) and index == 0
-    extra_files(out[4:])
+    extra_files(out[5:])
 
 
 def check_sagan_attention(out):
-    overlay, info = out[:2]
+    info, overlay = out[:2]
     attn = np.asarray(info["attention"])
-    assert is_picture(overlay) and attn.shape == tuple(info["key_hw"]) and abs(attn.sum() - 1) < 1e-3
+    assert is_file(overlay, ".png") and attn.shape == tuple(info["key_hw"]) and abs(attn.sum() - 1) < 1e-3
     extra_files(out[2:])
 
 

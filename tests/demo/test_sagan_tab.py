@@ -24,20 +24,55 @@ def library_row(labels, seed, index, y, x, attention_off=False):
 
 
 def test_generate_handler_shows_every_image_and_gamma():
-    gallery, gammas, selected, index = tab.generate("sandal", 4, 5, False)
-    assert len(gallery) == 5 and index == 0
-    assert all("sandal" in caption for _, caption in gallery)
-    assert selected.shape == (tab.VIEW, tab.VIEW, 3)
+    grid, gammas, selected, index, numbers = tab.generate("sandal", 4, 5, False)
+    out = load(tab.MODEL_NAME, device="cpu").generate([5] * 5, seed=4)
+    tile = tab.THUMB + tab.TILE_LABEL
+    assert grid.shape == (tile, 5 * tab.THUMB + 4 * tab.GRID_GAP, 3) and index == 0
+    for k in range(5):  # each image in its tile, its label under it
+        x = k * (tab.THUMB + tab.GRID_GAP)
+        np.testing.assert_array_equal(grid[:tab.THUMB, x:x + tab.THUMB], tab.render.enlarge(out.images[k], tab.THUMB))
+        assert (grid[tab.THUMB:tile, x:x + tab.THUMB] < 128).any()  # the words
+    assert numbers["labels"] == [5] * 5 and numbers["classes"] == ["sandal"] * 5 and numbers["count"] == 5
+    np.testing.assert_array_equal(selected, tab.render.enlarge(out.images[0], tab.VIEW))
     for res, g in load(tab.MODEL_NAME, device="cpu").gammas.items():
-        assert f"{res}x{res}" in gammas and f"{g:+.4f}" in gammas
+        assert f"{res}x{res}" in gammas and f"{g:+.4f}" in gammas and numbers["gammas"][f"{res}x{res}"] == g
+    sixteen = tab.generate(tab.MIXED, 0, 16, False)[0]
+    assert sixteen.shape == (2 * tile + tab.GRID_GAP, 8 * tab.THUMB + 7 * tab.GRID_GAP, 3)
+
+
+def grid_click(x: int, y: int) -> gr.SelectData:
+    return gr.SelectData(None, {"index": [x, y], "value": None})  # [x, y] in the grid picture's pixels
+
+
+def test_a_click_on_the_grid_selects_that_image_and_shows_the_clicked_pixels_map():
+    s = tab.THUMB // 32
+    step = tab.THUMB + tab.GRID_GAP
+    # image 10 of 16 (second row, third column), its pixel (y=7, x=21)
+    selected, index, info, *files, y, x = tab.on_grid_click(tab.MIXED, 3, 16, False, 0, 0,
+                                                            grid_click(2 * step + 21 * s + 1, 1 * step + 20 + 7 * s))
+    assert index == 10 and (y, x) == (7, 21) and len(files) == len(tab.render.EXPORT_KINDS)
+    assert 5 + len(files) == tab.GRID_CLICK_OUTPUTS
+    labels = [k % 10 for k in range(16)]
+    np.testing.assert_allclose(np.array(info["attention"]), library_row(labels, 3, 10, 7, 21), atol=1e-5)
+    image = load(tab.MODEL_NAME, device="cpu").generate(labels, seed=3).images[10]
+    np.testing.assert_array_equal(selected, tab.render.enlarge(image, tab.VIEW))
+    # a click on an image's label: that image, the query already chosen
+    _, index, info, *_files, y, x = tab.on_grid_click("bag", 3, 4, False, 12, 30, grid_click(step + 5, tab.THUMB + 3))
+    assert index == 1 and (y, x) == (12, 30) and info["query_pixel"] == [12, 30]
+    # between the images, or past the last one: nothing happens
+    for where in (grid_click(tab.THUMB + 1, 5), grid_click(5 * step + 5, 5)):
+        assert all(isinstance(v, type(gr.skip())) for v in tab.on_grid_click("bag", 3, 4, False, 0, 0, where))
 
 
 def test_attention_handler_matches_library():
-    overlay, info, *_exports = tab.attention(tab.MIXED, 9, 6, False, 4, 7, 21)
+    info, png, *_exports = tab.attention(tab.MIXED, 9, 6, False, 4, 7, 21)
     labels = [k % 10 for k in range(6)]
-    np.testing.assert_allclose(np.array(info["attention"]), library_row(labels, 9, 4, 7, 21), atol=1e-5)
+    row = library_row(labels, 9, 4, 7, 21)
+    np.testing.assert_allclose(np.array(info["attention"]), row, atol=1e-5)
     assert np.array(info["attention"]).sum() == pytest.approx(1.0, abs=1e-4)
-    assert overlay.shape == (tab.VIEW, tab.VIEW, 3)
+    image = load(tab.MODEL_NAME, device="cpu").generate(labels, seed=9).images[4]
+    with Image.open(png) as im:  # the overlay the tab shows
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), tab.draw(image, row, 7, 21))
 
 
 def test_query_dependence_beside_the_map():
@@ -45,7 +80,7 @@ def test_query_dependence_beside_the_map():
     library's Jensen-Shannon divergence and query_dependence compute them."""
     from attn_models.sagan.metrics import js_divergence, query_dependence
 
-    _overlay, info, *_exports = tab.attention("coat", 3, 4, False, 2, 9, 26)
+    info, *_exports = tab.attention("coat", 3, 4, False, 2, 9, 26)
     text = tab.dependence_text(info)
     out = load(tab.MODEL_NAME, device="cpu").generate([4] * 3, seed=3)
     maps = out.attention[2].astype(np.float64)
@@ -87,9 +122,11 @@ def test_bad_input_is_a_clear_error(args):
 
 
 def test_e2e_generate_then_attention_of_a_pixel(client):
-    gallery, gammas, _selected, index = client.predict("trousers", 5, 4, False, api_name="/sagan_generate")
-    assert len(gallery) == 4 and index == 0 and "gamma" in gammas
-    _overlay, info, *_exports = client.predict("trousers", 5, 4, False, 3, 12, 30, api_name="/sagan_attention")
+    grid, gammas, _selected, index, numbers = client.predict("trousers", 5, 4, False, api_name="/sagan_generate")
+    assert index == 0 and "gamma" in gammas and numbers["classes"] == ["trousers"] * 4
+    with Image.open(grid) as im:
+        assert im.size == (4 * tab.THUMB + 3 * tab.GRID_GAP, tab.THUMB + tab.TILE_LABEL)
+    info, *_exports = client.predict("trousers", 5, 4, False, 3, 12, 30, api_name="/sagan_attention")
     assert info["query_pixel"] == [12, 30] and info["query_cell"] == [6, 15]
     expected = library_row([CLASS_NAMES.index("trousers")] * 4, 5, 3, 12, 30)
     np.testing.assert_allclose(np.array(info["attention"]), expected, atol=1e-5)
@@ -101,7 +138,7 @@ def test_e2e_bad_input_errors_and_server_keeps_serving(client):
             client.predict(*args, api_name="/sagan_attention")
     with pytest.raises(Exception, match="Number of images|maximum value"):
         client.predict("tshirt", 0, 99, False, api_name="/sagan_generate")
-    _overlay, info, *_exports = client.predict("boot", 1, 2, True, 1, 0, 0, api_name="/sagan_attention")
+    info, *_exports = client.predict("boot", 1, 2, True, 1, 0, 0, api_name="/sagan_attention")
     assert info["gamma"] == 0.0
 
 

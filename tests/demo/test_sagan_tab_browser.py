@@ -1,11 +1,14 @@
-"""Self-attention GAN tab in headless Chromium: generate, click a pixel, see its attention map."""
+"""Self-attention GAN tab in headless Chromium: generate, click a pixel of the selected image or of an image of the
+grid, see its attention map."""
 from __future__ import annotations
 
 import pytest
 
+from demo import sagan_tab as tab
 from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
     browser,
     click_image,
+    click_image_pixel,
     image_src,
     open_tab,
     page,
@@ -19,8 +22,13 @@ pytestmark = pytest.mark.browser
 
 def test_generate_then_click_shows_attention(page, tmp_path):
     open_tab(page, "Self-attention GAN")
+    arrival_grid = image_src(page, "sagan-grid")
+    page.locator("#sagan-count input[type='number']").fill("12")
+    page.locator("#sagan-count input[type='number']").press("Enter")
     page.locator("#sagan-generate").click()
-    assert wait_for_images_loaded(page, "#sagan-gallery img", count=8) >= 8
+    grid = wait_for_image_change(page, "sagan-grid", arrival_grid)
+    size = page.locator("#sagan-grid img").first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert size == [8 * tab.THUMB + 7 * tab.GRID_GAP, 2 * (tab.THUMB + tab.TILE_LABEL) + tab.GRID_GAP]  # 8 + 4
     image_src(page, "sagan-selected")
     # Click at 3/4 across, 1/4 down of the enlarged 32x32 image: pixel (y, x) ~ (8, 24).
     click_image(page, "sagan-selected", 0.75, 0.25)
@@ -31,6 +39,17 @@ def test_generate_then_click_shows_attention(page, tmp_path):
     assert abs(y - 8) <= 1 and abs(x - 24) <= 1
     first = image_src(page, "sagan-overlay")
     click_image(page, "sagan-selected", 0.2, 0.8)  # another pixel -> another map
-    wait_for_image_change(page, "sagan-overlay", first)
+    second = wait_for_image_change(page, "sagan-overlay", first)
+    # One click on image 10 of the grid (second row, third column) at its pixel (y=20, x=6): that image selected,
+    # the pixel its query, its map shown.
+    selected = image_src(page, "sagan-selected")
+    step, scale = tab.THUMB + tab.GRID_GAP, tab.THUMB // tab.IMAGE
+    row = tab.THUMB + tab.TILE_LABEL + tab.GRID_GAP
+    click_image_pixel(page, "sagan-grid", 2 * step + 6 * scale + 1, row + 20 * scale + 1)
+    page.wait_for_function("() => document.querySelector('#sagan-index input').value === '10'")
+    assert [page.locator(f"#sagan-{axis} input").input_value() for axis in ("qy", "qx")] == ["20", "6"]
+    wait_for_image_change(page, "sagan-selected", selected)
+    wait_for_image_change(page, "sagan-overlay", second)
+    assert image_src(page, "sagan-grid") == grid
     screenshot(page, tmp_path, "sagan")
     assert not [e for e in page.console_errors if "sagan" in e.lower()]

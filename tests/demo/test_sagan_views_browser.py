@@ -17,9 +17,9 @@ from tests.demo.test_sagan_tab import sagan_with_d  # noqa: F401  (fixture)
 pytestmark = pytest.mark.browser
 
 
-def sagan_tab_with_a_gallery(page) -> None:
+def sagan_tab_with_a_grid(page) -> None:
     ui.open_tab(page, "Self-attention GAN")
-    ui.wait_for_images_loaded(page, "#sagan-gallery img", count=8, timeout_ms=ARRIVAL_MS)  # the arrival grid
+    ui.wait_for_images_loaded(page, "#sagan-grid img", count=1, timeout_ms=ARRIVAL_MS)  # the arrival grid
 
 
 def choose(page, radio_id: str, option: str) -> None:
@@ -27,7 +27,7 @@ def choose(page, radio_id: str, option: str) -> None:
 
 
 def test_discriminator_view(page, sagan_with_d, tmp_path):  # noqa: F811
-    sagan_tab_with_a_gallery(page)
+    sagan_tab_with_a_grid(page)
     assert not page.locator("#sagan-d-view").is_visible()
     choose(page, "sagan-network", tab.DISCRIMINATOR)
     # The switch shows D's view of the selected generated image (index 0) at the query (16, 16) at once.
@@ -59,7 +59,7 @@ def test_discriminator_view(page, sagan_with_d, tmp_path):  # noqa: F811
 
 
 def test_knockout_view(page, sagan_with_d, tmp_path):  # noqa: F811
-    sagan_tab_with_a_gallery(page)
+    sagan_tab_with_a_grid(page)
     page.locator("#sagan-qy input").fill("10")
     page.locator("#sagan-qx input").fill("21")
     page.locator("#sagan-ko-run").click()
@@ -78,7 +78,7 @@ def test_knockout_view(page, sagan_with_d, tmp_path):  # noqa: F811
 
 def test_without_a_discriminator_the_switch_says_so(page, tmp_path):
     with common.override_model(tab.MODEL_NAME, None):  # the shipped export: no discriminator
-        sagan_tab_with_a_gallery(page)
+        sagan_tab_with_a_grid(page)
         choose(page, "sagan-network", tab.DISCRIMINATOR)
         # Gradio's error toast, in the tab's words
         wait_for_text(page, "[data-testid='toast-text']", "This SAGAN export holds no discriminator")
