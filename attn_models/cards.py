@@ -1,12 +1,15 @@
 """Write the model card (README.md) of shipped weights from measured files only.
 
     python -m attn_models.cards NAME --run runs/<run> [--run runs/<next stage> ...] --eval EVAL.json \\
-        [--previous OLD_EVAL.json] [--previous-label LABEL] [--out weights/NAME/README.md]
+        [--previous OLD_EVAL.json] [--previous-label LABEL] [--compare-run LABEL=RUN_DIR ...] \
+        [--out weights/NAME/README.md]
 
 NAME is a registry name; its task picks the metric rows (``METRICS``), the prose and the usage snippet. Each
 ``--run`` is a run directory of the training scaffold (``log.jsonl`` and ``train_info.json``), in the order of
 the chain (captioning: the encoder pretraining run(s), then the decoder run). ``--eval`` is the JSON of the
 task's ``evaluate --json``; ``--previous`` the same JSON of the version shipped before, shown as a second column.
+``--compare-run`` sets another run's logged validation beside the last run's at the steps both evaluated (an
+ablation at an equal number of steps); the ablation arms of a sagan ``evaluate --arm`` JSON get their own table.
 
 Every number in the card is read from those files or from the weights folder's ``config.json``: the commands
 of every invocation, steps, epochs and wall time per machine, the validation numbers, the test metrics. The
@@ -650,6 +653,54 @@ def evaluation_section(task: str, name: str, ev: dict, eval_path: Path, previous
     return lines + ["", metric_table(task, name, new, old, prev_label, refs), ""]
 
 
+def arms_section(ev: dict) -> list[str]:
+    """The ablation arms of an evaluation (sagan's ``evaluate --arm``): each arm's runs and mean ± spread over them."""
+    arms = {label: arm for label, arm in (ev.get("arms") or {}).items() if arm.get("members")}
+    if not arms:
+        return []
+    keys = [k for k in ARM_ROWS if all(k in arm for arm in arms.values())]
+    lines = ["### Ablation arms", "",
+             "Each arm: several runs of one setting (seeds), evaluated as above; mean ± standard deviation over them.",
+             "", "| metric | " + " | ".join(f"{label} ({len(a['members'])} runs)" for label, a in arms.items()) + " |",
+             "|---|" + "---|" * len(arms)]
+    for k in keys:
+        lines.append(f"| {ARM_ROWS[k]} | " + " | ".join(f"{a[k]:.4f} ± {a[k + '_std']:.4f}" for a in arms.values())
+                     + " |")
+    lines += ["", "Runs: " + "; ".join(f"{label}: " + ", ".join(f"`{m}`" for m in a["members"])
+                                       for label, a in arms.items()) + ".", ""]
+    return lines
+
+
+ARM_ROWS = {"fid": "FID (classifier features)", "class_consistency": "class consistency",
+            "is_score": "IS-style score", "query_jsd_within_image": "JS divergence, two queries of one image (bits)",
+            "query_jsd_across_images": "JS divergence, one query in two images (bits)"}
+
+
+def equal_steps_section(run: Run, compared: list[tuple[str, Run]]) -> list[str]:
+    """This run's validation numbers beside those of other runs at the steps all of them evaluated (e.g. the
+    ablation, trained with the same schedule): a comparison at an equal number of steps, from the logs."""
+    if not compared:
+        return []
+    mine = _eval_series(run)
+    others = [(label, _eval_series(r)) for label, r in compared]
+    keys = [k for k in mine if all(k in series for _, series in others)]
+    steps = sorted(set.intersection(*({s for k in keys for s, _ in series[k]}
+                                      for series in [mine, *(o for _, o in others)])))
+    if not keys or not steps:
+        raise ValueError(f"{run.folder} and the compared runs ({', '.join(str(r.folder) for _, r in compared)}) "
+                         "share no validation metric at a common step")
+    at = [{k: dict(series[k]) for k in keys} for series in [mine, *(o for _, o in others)]]
+    names = ["this run", *(label for label, _ in compared)]
+    head = ["step"] + [f"{k}, {n}" for k in keys for n in names]
+    lines = ["### Validation at equal steps", "",
+             "The same validation, logged by each run at the steps they share (one seed each unless said):",
+             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for step in steps:
+        lines.append(f"| {step:,} | " + " | ".join(f"{a[k][step]:.4g}" for k in keys for a in at) + " |")
+    lines += ["", "Runs compared: " + "; ".join(f"{label}: `{r.folder}`" for label, r in compared) + ".", ""]
+    return lines
+
+
 def pictures_section(task: str, out_dir: Path) -> list[str]:
     pics = sorted(p.name for p in out_dir.glob("*.png") if p.name != CURVE)
     if not pics:
@@ -662,7 +713,8 @@ def pictures_section(task: str, out_dir: Path) -> list[str]:
 
 
 def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: dict | None,
-              prev_path: Path | None, prev_label: str, out: Path, command: str | None) -> str:
+              prev_path: Path | None, prev_label: str, out: Path, command: str | None,
+              compared: list[tuple[str, Run]] = ()) -> str:
     task = get_spec(name).task
     spec = TASKS[task]
     config_path = out.parent / "config.json"
@@ -674,12 +726,13 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
     lines = ["---", "library_name: pytorch", f"tags: {spec.tags}", "datasets: [fashion_mnist]", "---", "",
              f"# {name}", "", *about, "",
              "## Use", "", "```python", "from attn_models import load", spec.usage.format(name=name), "```", "",
-             *evaluation_section(task, name, ev, eval_path, previous, prev_path, prev_label),
+             *evaluation_section(task, name, ev, eval_path, previous, prev_path, prev_label), *arms_section(ev),
              "## Training", ""]
     if len(runs) > 1:
         lines += ["The runs of the chain, per machine:", "", machine_table(runs), ""]
     for i, run in enumerate(runs, 1):
         lines += run_section(run, i, len(runs) > 1)
+    lines += equal_steps_section(runs[-1], list(compared))
     lines += ["## Learning curve", "", f"![learning curve]({CURVE})", "",
               "Training statistics as logged (means over each `--log-every` window) and the validation numbers, "
               "against step, from `log.jsonl`; dotted lines: where an invocation resumed.", "",
@@ -711,8 +764,10 @@ def _sources(what: str, files: list[Path], command: str | None) -> str:
 
 
 def write_card(name: str, runs: list[Path], eval_path: Path, previous: Path | None = None,
-               out: Path | None = None, previous_label: str = "previous", command: str | None = None) -> Path:
+               out: Path | None = None, previous_label: str = "previous", command: str | None = None,
+               compare_runs: list[tuple[str, Path]] = ()) -> Path:
     """Write ``out`` (default weights/<name>/README.md) and learning_curve.png beside it; returns ``out``.
+    ``compare_runs``: (label, run directory) of runs whose validation is set beside the last run's at equal steps.
     Raises ValueError naming the file for a missing or malformed input."""
     spec = get_spec(name)
     if not runs:
@@ -723,8 +778,10 @@ def write_card(name: str, runs: list[Path], eval_path: Path, previous: Path | No
     check_eval(spec.task, model_numbers(spec.task, name, ev, eval_path), eval_path)
     prev = read_json(Path(previous), "the previous version's eval JSON") if previous else None
     loaded = [read_run(Path(r)) for r in runs]
+    # A compared run may still be training: its log is all this needs.
+    compared = [(label, Run(Path(folder), {}, read_log(Path(folder) / "log.jsonl"))) for label, folder in compare_runs]
     text = card_text(name, loaded, ev, eval_path, prev, Path(previous) if previous else None, previous_label,
-                     out, command)
+                     out, command, compared)
     out.parent.mkdir(parents=True, exist_ok=True)
     learning_curve(loaded, out.parent / CURVE)
     out.write_text(text)
@@ -751,7 +808,7 @@ def update_evaluation(name: str, eval_path: Path, previous: Path | None = None, 
     files = [eval_path] + ([Path(previous)] if previous else [])
     block = [BLOCK_START, *evaluation_section(spec.task, name, ev, eval_path, prev,
                                               Path(previous) if previous else None, previous_label),
-             _sources("Every number in this section", files, command), BLOCK_END]
+             *arms_section(ev), _sources("Every number in this section", files, command), BLOCK_END]
     text = out.read_text()
     if BLOCK_START in text and BLOCK_END in text:
         head, rest = text.split(BLOCK_START, 1)
@@ -778,18 +835,30 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--eval", required=True, metavar="EVAL_JSON", help="the task's evaluate --json output")
     p.add_argument("--previous", metavar="OLD_EVAL_JSON", help="the same JSON of the version shipped before")
     p.add_argument("--previous-label", default="previous", help="header of the previous version's column")
+    p.add_argument("--compare-run", action="append", default=[], metavar="LABEL=RUN_DIR",
+                   help="another run (e.g. the ablation, same schedule) whose validation numbers are shown beside "
+                        "this one's at the steps both logged; repeatable")
     p.add_argument("--out", help="the card to write (default weights/NAME/README.md); config.json is read and "
                                  "learning_curve.png written beside it")
     args = p.parse_args(argv)
     if bool(args.run) == args.evaluation_only:
         p.error("give --run (a whole card) or --evaluation-only (only the evaluation section), not both or neither")
     command = "python -m attn_models.cards " + shlex.join(argv)
+    compare_runs = []
+    for item in args.compare_run:
+        label, sep, folder = item.partition("=")
+        if not sep or not label or not folder:
+            p.error(f"--compare-run {item!r}: expected LABEL=RUN_DIR")
+        compare_runs.append((label, Path(folder)))
+    if compare_runs and args.evaluation_only:
+        p.error("--compare-run needs --run (the run to compare with)")
     try:
         if args.evaluation_only:
             out = update_evaluation(args.name, args.eval, args.previous, args.out, args.previous_label, command)
             print(f"updated the evaluation section of {out}")
             return out
-        out = write_card(args.name, args.run, args.eval, args.previous, args.out, args.previous_label, command)
+        out = write_card(args.name, args.run, args.eval, args.previous, args.out, args.previous_label, command,
+                         compare_runs)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"wrote {out} and {out.parent / CURVE}")

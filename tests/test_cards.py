@@ -349,3 +349,28 @@ def test_evaluation_only_rewrites_just_that_section_of_a_card_that_predates_the_
         == "0.500 ± 1.900"
     with pytest.raises(SystemExit):
         cards.main([name, "--eval", str(e)])  # neither --run nor --evaluation-only
+
+
+def test_sagan_card_sets_the_ablation_beside_the_run(tmp_path, capsys):
+    """--compare-run: the validation of another run at the steps both logged; evaluate --arm's arms: mean ± std."""
+    name = "sagan-fashion-mnist-no-attention"
+    write_run(tmp_path / "run", name, "attn_models.sagan.train", "loss_d", "val_fid")
+    write_run(tmp_path / "ablation", name, "attn_models.sagan.train", "loss_d", "val_fid", start=3.0)
+    (tmp_path / "ablation" / "train_info.json").unlink()  # still training: its log is enough
+    ev = json.loads((ROOT / "weights" / "sagan-fashion-mnist" / "metrics.json").read_text())
+    ev["arms"] = {"attention": {"members": ["runs/a0", "runs/a1"], "fid": 4.5, "fid_std": 0.25},
+                  "none": {"members": ["runs/n0", "runs/n1"], "fid": 5.0, "fid_std": 0.5}}
+    out = weights_folder(tmp_path, name) / "README.md"
+    cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(write_json(tmp_path / "e.json", ev)),
+                "--compare-run", f"no attention={tmp_path / 'ablation'}", "--out", str(out)])
+    card = out.read_text()
+    # write_run logs val_fid = start / step every 100 steps: 1/300 here, 3/300 in the ablation
+    assert row(card, "300") == [f"{1 / 300:.4g}", f"{3 / 300:.4g}"]
+    assert "val_fid, this run | val_fid, no attention" in card and str(tmp_path / "ablation") in card
+    arms = card.split("### Ablation arms", 1)[1]
+    assert row(arms, "FID (classifier features)") == ["4.5000 ± 0.2500", "5.0000 ± 0.5000"]
+    assert "attention (2 runs)" in card and "`runs/n1`" in card
+    with pytest.raises(SystemExit):
+        cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(tmp_path / "e.json"),
+                    "--compare-run", str(tmp_path / "ablation"), "--out", str(out)])
+    assert "expected LABEL=RUN_DIR" in capsys.readouterr().err
