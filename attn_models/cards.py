@@ -172,11 +172,16 @@ def _sagan_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
                if cfg["attn_variant"] == "official" else "*paper variant*: f, g, h at C/8, every position a key")
     return [f"Class-conditional **Self-Attention GAN** (Zhang et al. 2019) on {size}x{size} Fashion-MNIST{canvas}, "
             "the model behind the *Self-attention GAN* tab. The weights are the **EMA generator**, BatchNorm "
-            "statistics re-estimated for its averaged weights.", "",
+            "statistics re-estimated for its averaged weights"
+            + (", and the **discriminator** as trained (the tab shows its attention and verdicts)."
+               if "d_attn_res" in cfg and cfg["d_attn_res"] is not None else
+               "; the discriminator was not kept in this export."), "",
             "## Architecture (config.json)", "",
             f"- G: z ({cfg['z_dim']}) → SN-linear → 4x4x{widths[0]} → {n_up} residual up-blocks (conditional BN, "
             f"SN 3x3 convs) of widths {', '.join(map(str, widths))} → BN-ReLU-SN conv-tanh; {where}.",
-            "- D: residual down-blocks (SN), global sum pooling, **projection** head for the class.",
+            "- D: residual down-blocks (SN), "
+            + "".join(f"self-attention at {r}x{r}, " for r in cfg.get("d_attn_res") or [])
+            + "global sum pooling, **projection** head for the class.",
             *([f"- Self-attention block, {variant}; softmax over keys, 1x1 SN output conv, y = γ·o + x with γ "
                "starting at 0."] if attn else []),
             "- Hinge loss, one D step per G step, TTUR with Adam betas (0, 0.9) (learning rates: the run's flags "

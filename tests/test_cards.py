@@ -222,6 +222,7 @@ def test_sagan_card_columns_from_one_evaluation(tmp_path):
     assert row(card, "class consistency, shirt")[:2] == ["0.654", f"{shirt:.3f}"]
     assert row(card, "IS-style score")[0] == f"{mine['is_score']:.3f} ± {mine['is_score_std']:.3f}"
     assert new["command"] in card and "no self-attention" in card and "Self-attention block" not in card
+    assert "the discriminator was not kept in this export" in card  # the shipped config has no D
 
 
 def test_classifier_card_per_class_names(tmp_path):
@@ -361,6 +362,8 @@ def test_sagan_card_sets_the_ablation_beside_the_run(tmp_path, capsys):
     ev["arms"] = {"attention": {"members": ["runs/a0", "runs/a1"], "fid": 4.5, "fid_std": 0.25},
                   "none": {"members": ["runs/n0", "runs/n1"], "fid": 5.0, "fid_std": 0.5}}
     out = weights_folder(tmp_path, name) / "README.md"
+    config = json.loads((out.parent / "config.json").read_text())
+    write_json(out.parent / "config.json", {**config, "d_ch": 16, "d_attn_res": [16]})  # an export that kept D
     cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(write_json(tmp_path / "e.json", ev)),
                 "--compare-run", f"no attention={tmp_path / 'ablation'}", "--out", str(out)])
     card = out.read_text()
@@ -370,6 +373,7 @@ def test_sagan_card_sets_the_ablation_beside_the_run(tmp_path, capsys):
     arms = card.split("### Ablation arms", 1)[1]
     assert row(arms, "FID (classifier features)") == ["4.5000 ± 0.2500", "5.0000 ± 0.5000"]
     assert "attention (2 runs)" in card and "`runs/n1`" in card
+    assert "self-attention at 16x16, global sum pooling" in card and "the **discriminator** as trained" in card
     with pytest.raises(SystemExit):
         cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(tmp_path / "e.json"),
                     "--compare-run", str(tmp_path / "ablation"), "--out", str(out)])
