@@ -357,7 +357,7 @@ def handler_checks(tmp: Path) -> dict[str, Check]:
         *_, final = gen
         return final
 
-    def sampled(a, b):  # sampling endpoints: the gallery depends on every draw (see the module docstring)
+    def sampled(a, b):  # sampling endpoints: the pictures depend on every draw (see the module docstring)
         d = Diff()
         d.notes.append("sampled: not compared")
         return d

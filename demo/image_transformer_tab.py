@@ -35,6 +35,8 @@ from demo.render import (
     save_image,
     save_numbers,
     sheet,
+    sheet_cell,
+    text_cell,
 )
 
 MODEL_NAMES = {"local1d": "image-transformer-1d-fashion-mnist", "local2d": "image-transformer-2d-fashion-mnist"}
@@ -51,13 +53,18 @@ SAMPLE_PX = 168         # displayed size of a 28x28 sample (6x, nearest neighbou
 INSPECT_PX = 448
 UNKNOWN = np.array([72, 60, 110], np.uint8)   # not generated yet / hidden: a muted violet, unlike black
 ANIMATION_FRAMES = 40
-# Pictures streamed while sampling, the finished ones included. Each update's pictures are files that the browser
-# or client then fetches (gradio_client: one after another, ~50 ms each on a busy CPU, mostly a new connection per
-# file), so one update per image row (28) cost more than the sampling itself; 4 show the image growing by quarters.
+# Pictures streamed while sampling, the finished one included. Each update's picture is a file that the browser or
+# client then fetches (gradio_client: ~50 ms each on a busy CPU, mostly a new connection per file), so one update per
+# image row (28) cost more than the sampling itself; 4 show the image growing by quarters.
 STREAM_UPDATES = 4
+# Samples and completions are shown as one picture (one file per answer or streamed update, not one per image): in
+# rows of SHEET_COLUMNS, each image with its caption under it; a click finds its image again.
+SHEET_COLUMNS = 8
+SHEET_GAP = 4
+CELL_LABEL = 20  # height of the strip under each image holding its caption
 MAX_SEED = 2**31 - 1
 NO_UPLOAD = "upload one, paste one or pick a Fashion-MNIST test image"
-NO_TARGET = "Pick an image first: click one in the gallery above."
+NO_TARGET = "Pick an image first: click one of the samples or completions above."
 
 
 @contextmanager
@@ -188,6 +195,18 @@ def order_frames(image: np.ndarray, pattern, frames: int = ANIMATION_FRAMES, siz
     return out + [out[-1]] * 5  # hold the finished image
 
 
+def results_sheet(pictures: list[np.ndarray], captions: list[str]) -> np.ndarray:
+    """Same-size pictures as one figure, in rows of SHEET_COLUMNS, each with its caption under it."""
+    tiles = [np.concatenate([pic, text_cell(text, CELL_LABEL, pic.shape[1], font_size=12)])
+             for pic, text in zip(pictures, captions, strict=True)]
+    return sheet(tiles, columns=SHEET_COLUMNS, gap=SHEET_GAP)
+
+
+def cell_hw(pictures: list[np.ndarray]) -> tuple[int, int]:
+    """Size of each image's cell (picture and caption) on results_sheet(pictures, ...): where a click finds it."""
+    return pictures[0].shape[0] + CELL_LABEL, pictures[0].shape[1]
+
+
 # ---------------------------------------------------------------------------------------------
 # Sample (streamed) and complete
 # ---------------------------------------------------------------------------------------------
@@ -205,26 +224,35 @@ def stream_every(m) -> int:
     return unit * max(1, round(units / STREAM_UPDATES))
 
 
-def result_exports(kind: str, images: np.ndarray, labels, gallery: list, data: dict) -> list[str]:
-    """Downloads of a sampling or completion: the gallery as one picture, the generation order of the first
-    image (GIF, MP4), and the images with their labels and settings (NPZ, JSON)."""
+def results_info(kind: str, labels, data: dict) -> dict:
+    """What a sampling or completion made, in numbers small enough for every answer: the model, each image's class,
+    the settings (the images themselves are in the NPZ and JSON downloads)."""
+    return {"model": MODEL_NAMES[kind], "labels": None if labels is None else [int(k) for k in labels],
+            "class_names": None if labels is None else [CLASS_NAMES[int(k)] for k in labels], **data}
+
+
+def result_exports(kind: str, images: np.ndarray, labels, picture: np.ndarray, data: dict) -> list[str]:
+    """Downloads of a sampling or completion: ``picture`` (the sheet the tab shows), the generation order of the
+    first image (GIF, MP4), and the images with their labels and settings (NPZ, JSON)."""
     m = get_model(kind)
     names = None if labels is None else [CLASS_NAMES[int(k)] for k in labels]
     numbers = {"model": MODEL_NAMES[kind], "image_shape": list(m.image_shape), "images": images,
                "labels": labels, "class_names": names, **data}
-    return save_exports(sheet([np.asarray(pic) for pic, _ in gallery], columns=8),
-                        order_frames(images[0], m.pattern), 12, numbers)
+    return save_exports(picture, order_frames(images[0], m.pattern), 12, numbers)
+
 
 @gpu_handler
 @handler
 def sample(kind, label, temperature, seed, count, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
-    """Stream partial samples while they are generated; the last yield holds the finished images.
+    """Stream the samples while they are generated, as one growing picture; the last yield holds the finished
+    samples: their numbers and the downloads, the picture only as the PNG download (the tab shows that file).
     ``label``: a Fashion-MNIST class id, or -1 for one of each class in turn."""
     m = get_model(kind)
     t = _temperature(temperature)
     seed = whole("Seed", seed, 0, MAX_SEED)
     n = whole("Number of samples", count, 1, MAX_COUNT)
     labels = _labels(m, label, n)
+    captions = [_caption(labels, i) for i in range(n)]
     total = m.num_positions
     stream = m.sample_stream(n, labels=labels, temperature=t, seed=seed, every=stream_every(m))
     while True:
@@ -235,21 +263,26 @@ def sample(kind, label, temperature, seed, count, progress=gr.Progress()):  # no
         images, done = step
         k = int(np.broadcast_to(done, m.image_shape).sum())
         progress(k / total, desc=f"generated {k} of {total} positions")
-        gallery = [(enlarge_to(partial_picture(images[i], done), SAMPLE_PX), _caption(labels, i)) for i in range(n)]
-        status = f"Generating… {k}/{total} positions ({MODEL_NAMES[kind]})" if k < total else (
-            f"Done: {n} sample(s) from **{MODEL_NAMES[kind]}**, temperature {t:g}, seed {seed}. "
-            "Click an image to inspect its attention.")
+        pictures = [enlarge_to(partial_picture(images[i], done), SAMPLE_PX) for i in range(n)]
         if k < total:
-            yield gallery, status, gr.skip(), *NOT_YET
-        else:
-            exports = result_exports(kind, images, labels, gallery, {"temperature": t, "seed": seed})
-            yield gallery, status, {"kind": kind, "images": images, "labels": labels}, *exports
+            yield (results_sheet(pictures, captions), f"Generating… {k}/{total} positions ({MODEL_NAMES[kind]})",
+                   gr.skip(), gr.skip(), *NOT_YET)
+            continue
+        status = (f"Done: {n} sample(s) from **{MODEL_NAMES[kind]}**, temperature {t:g}, seed {seed}. "
+                  "Click an image to inspect its attention.")
+        settings = {"temperature": t, "seed": seed}
+        state = {"kind": kind, "images": images, "labels": labels, "cell_hw": cell_hw(pictures)}
+        exports = result_exports(kind, images, labels, results_sheet(pictures, captions), settings)
+        # Gradio sends the last yield twice (the last streamed update, then the answer) and gradio_client fetches its
+        # files each time: the finished picture travels once, as the PNG download.
+        yield None, status, results_info(kind, labels, settings), state, *exports
 
 
 @gpu_handler
 @handler
 def complete(kind, image, rows, count, label, temperature, seed):
-    """Keep the first rows of ``image`` and sample the rest, ``count`` times."""
+    """Keep the first rows of ``image`` and sample the rest, ``count`` times. The picture of the kept rows, the
+    original and the completions is the PNG download (the tab shows that file)."""
     m = get_model(kind)
     h, w, c = m.image_shape
     rows = whole("Rows to keep", rows, 0, h - 1)
@@ -264,21 +297,23 @@ def complete(kind, image, rows, count, label, temperature, seed):
         images = m.sample(n, labels=labels, temperature=t, seed=seed,
                           prefix=np.broadcast_to(prefix, (n, h, w, c)).copy(), known=known)
     kept = int(known.any(axis=(1, 2)).sum()) if known.any() else 0
-    gallery = [(enlarge_to(partial_picture(prefix, known), SAMPLE_PX), "kept"),
-               (enlarge_to(grid_picture(prefix), SAMPLE_PX), "original")]
-    gallery += [(enlarge_to(grid_picture(images[i]), SAMPLE_PX), _caption(labels, i, "completion: "))
-                for i in range(n)]
+    pictures = [enlarge_to(partial_picture(prefix, known), SAMPLE_PX), enlarge_to(grid_picture(prefix), SAMPLE_PX)]
+    pictures += [enlarge_to(grid_picture(images[i]), SAMPLE_PX) for i in range(n)]
+    captions = ["kept", "original", *(_caption(labels, i, "completion: ") for i in range(n))]
     status = (f"Kept {int(known.sum())} of {known.size} positions (rows 0–{kept - 1 if kept else 0})"
               + (f"; {note}" if note else "") + f". {n} completion(s), temperature {t:g}, seed {seed}.")
     if m.pattern.kind == "local2d" and int(known.sum()) != rows * w * c:
         status += (" Local 2D generates block by block, so only whole block rows "
                    f"({m.pattern.block_h} rows each) form a prefix in generation order.")
-    # Aligned with the gallery: kept prefix, original, completions (the first two both inspect the original).
+    # Aligned with the picture: kept prefix, original, completions (the first two both inspect the original).
     state = {"kind": kind, "images": np.concatenate([prefix[None], prefix[None], images]),
-             "labels": None if labels is None else np.concatenate([labels[:1], labels[:1], labels])}
-    exports = result_exports(kind, images, labels, gallery[2:], {"original": prefix, "known": known, "rows": rows,
-                                                                 "temperature": t, "seed": seed})
-    return gallery, status, state, *exports
+             "labels": None if labels is None else np.concatenate([labels[:1], labels[:1], labels]),
+             "cell_hw": cell_hw(pictures)}
+    settings = {"rows": rows, "temperature": t, "seed": seed}
+    info = results_info(kind, labels, {**settings, "kept_positions": int(known.sum()), "note": note})
+    exports = result_exports(kind, images, labels, results_sheet(pictures, captions),
+                             {"original": prefix, "known": known, **settings})
+    return status, info, state, *exports
 
 
 @handler
@@ -436,7 +471,8 @@ HEAD_STATS_HEADERS = ["layer", "head", "mean distance (px)", "entropy (bits)", "
 @handler
 def complete_mask(editor, kind, label, temperature, seed, count):
     """Complete the painted region of the editor's picture ``count`` times; also the "could not see" map and
-    every head's mean attention distance and entropy over the completions."""
+    every head's mean attention distance and entropy over the completions. The picture of the drawing, the original
+    and the completions is the PNG download (the tab shows that file)."""
     m = get_model(kind)
     h, w, c = m.image_shape
     n = whole("Number of completions", count, 1, MAX_COMPLETIONS)
@@ -459,10 +495,9 @@ def complete_mask(editor, kind, label, temperature, seed, count):
     n_visible, n_hidden = int(known.sum()), int((~known).sum())
     saw_none = int((hidden_counts == n_visible).sum()) if n_visible else 0
     saw_all = int((hidden_counts == 0).sum())
-    gallery = [(enlarge_to(partial_picture(picture, known), SAMPLE_PX), "your drawing"),
-               (enlarge_to(grid_picture(picture), SAMPLE_PX), "original")]
-    gallery += [(enlarge_to(grid_picture(images[i]), SAMPLE_PX), _caption(labels, i, "completion: "))
-                for i in range(n)]
+    pictures = [enlarge_to(partial_picture(picture, known), SAMPLE_PX), enlarge_to(grid_picture(picture), SAMPLE_PX)]
+    pictures += [enlarge_to(grid_picture(images[i]), SAMPLE_PX) for i in range(n)]
+    captions = ["your drawing", "original", *(_caption(labels, i, "completion: ") for i in range(n))]
     order = "block by block (local 2D)" if m.pattern.kind == "local2d" else "in raster order (local 1D)"
     status = (f"Hid {n_hidden} of {known.size} positions (a pixel is hidden when at least {MASK_COVER:.0%} of it "
               f"is painted)" + (f"; {note}" if note else "") + f". {n} completion(s), temperature {t:g}, seed "
@@ -474,7 +509,7 @@ def complete_mask(editor, kind, label, temperature, seed, count):
         status += " Everything is hidden: these are plain samples."
     state = {"kind": kind, "images": np.concatenate([picture[None], picture[None], images]),
              "labels": None if labels is None else np.concatenate([labels[:1], labels[:1], labels]),
-             "known": known, "completions_from": 2}
+             "known": known, "completions_from": 2, "cell_hw": cell_hw(pictures)}
     head_rows = [[l, hd, round(d, 3), round(e, 3), round(u, 3)] for l, hd, d, e, u in stats.rows()]
     names = None if labels is None else [CLASS_NAMES[int(k)] for k in labels]
     raw = {"model": MODEL_NAMES[kind], "image_shape": [h, w, c], "labels": None if labels is None else labels.tolist(),
@@ -490,10 +525,9 @@ def complete_mask(editor, kind, label, temperature, seed, count):
                "class_names": names, "original": picture, "known": known, "could_not_see": counts,
                "temperature": t, "seed": seed, "head_mean_distance_px": stats.mean_distance,
                "head_entropy_bits": stats.entropy, "head_max_entropy_bits": stats.uniform_entropy}
-    exports = save_exports(sheet([np.asarray(pic) for pic, _ in gallery], columns=8),
-                           mask_frames(images[0], known, m.pattern), 12, numbers)
+    exports = save_exports(results_sheet(pictures, captions), mask_frames(images[0], known, m.pattern), 12, numbers)
     table = {"headers": HEAD_STATS_HEADERS, "data": head_rows}
-    return gallery, status, unseen_picture(picture, known, counts), table, raw, state, *exports
+    return status, unseen_picture(picture, known, counts), table, raw, state, *exports
 
 
 @handler
@@ -517,11 +551,17 @@ def chosen(target) -> tuple[torch.nn.Module, np.ndarray]:
 
 @handler
 def choose(results, evt: gr.SelectData):
-    """A click on a gallery item: make that image the one to inspect (state images align with the gallery)."""
+    """A click on an image of a results picture makes it the one to inspect (the state's images are in the picture's
+    order); a click between the images changes nothing."""
     if not results:
         raise gr.Error("Generate or complete images first.")
-    idx = evt.index if isinstance(evt.index, int) else evt.index[0]
-    k = min(max(0, int(idx)), len(results["images"]) - 1)
+    cell = None
+    if evt is not None and isinstance(evt.index, (list, tuple)) and len(evt.index) == 2:
+        cell = sheet_cell(evt.index[1], evt.index[0], results["cell_hw"], len(results["images"]), SHEET_COLUMNS,
+                          SHEET_GAP)
+    if cell is None:
+        return gr.skip()
+    k = cell[0]
     label = None if results["labels"] is None else int(results["labels"][k])
     target = {"kind": results["kind"], "image": results["images"][k], "label": label}
     if results.get("known") is not None and k >= results.get("completions_from", 0):
@@ -663,8 +703,8 @@ ARRIVAL_QUERY = dict(row=14, col=14, channel=0, layer=1, head="mean")
 
 def arrival() -> tuple:
     """The tab's first view: finished samples, the first one chosen, and the Fig. 3 inspection of one of its
-    pixels (outputs as arrival_outputs in build lists them)."""
-    *_, (gallery, status, results, *exports) = sample(**ARRIVAL, progress=lambda *_a, **_k: None)
+    pixels (outputs as arrival_outputs in build lists them; the samples shown are the PNG download)."""
+    *_, (_, status, info, results, *exports) = sample(**ARRIVAL, progress=lambda *_a, **_k: None)
     target = {"kind": results["kind"], "image": results["images"][0],
               "label": None if results["labels"] is None else int(results["labels"][0])}
     layer, head, channel_max = refresh_inspect_controls(target)
@@ -673,8 +713,8 @@ def arrival() -> tuple:
                                                                            q["layer"], q["head"])
     channel_max["value"] = channel
     grid, note = inspect_more(target, row, col, channel)
-    return (gallery, status, results, *exports, target, layer, head, fig3, attn, heads, text, row, col, channel_max,
-            *inspect_exports, grid, note)
+    return (exports[0], status, info, results, *exports, target, layer, head, fig3, attn, heads, text, row, col,
+            channel_max, *inspect_exports, grid, note)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -702,9 +742,13 @@ def build(device: str) -> None:
         with gr.Row():
             count = gr.Slider(1, MAX_COUNT, value=4, step=1, label="How many")
             sample_btn = gr.Button("Sample", variant="primary", elem_id="imt-sample-btn")
-        sample_gallery = gr.Gallery(label="Samples (click one to inspect)", columns=8, height=220,
-                                    format="png", elem_id="imt-samples", allow_preview=False, fit_columns=False)
+        # No label badge on the results pictures: it would cover the top of the first image.
+        gr.Markdown("**Samples**, growing while they are generated: click one to inspect it")
+        sample_view = gr.Image(label="Samples, growing while they are generated (click one to inspect)",
+                               show_label=False, interactive=False, format="png", elem_id="imt-samples")
         sample_status = gr.Markdown(label="Sampling status", show_label=False, elem_id="imt-sample-status")
+        with gr.Accordion("Samples as numbers (classes, settings)", open=False):
+            sample_info = gr.JSON(label="Samples as numbers", elem_id="imt-sample-info")
         sample_exports = common.export_buttons("imt-sample-export")
     with gr.Tab("Complete"):
         with gr.Row():
@@ -720,10 +764,12 @@ def build(device: str) -> None:
                 rows = gr.Slider(0, 27, value=14, step=1, label="Rows to keep", elem_id="imt-rows")
                 n_complete = gr.Slider(1, MAX_COMPLETIONS, value=4, step=1, label="Completions")
                 complete_btn = gr.Button("Complete", variant="primary", elem_id="imt-complete-btn")
-        complete_gallery = gr.Gallery(label="Completions (click one to inspect)", columns=8, height=220,
-                                      format="png", elem_id="imt-completions", allow_preview=False,
-                                      fit_columns=False)
+        gr.Markdown("**Kept rows, the original and its completions**: click one to inspect it")
+        complete_view = gr.Image(label="Kept rows, the original and its completions (click one to inspect)",
+                                 show_label=False, interactive=False, format="png", elem_id="imt-completions")
         complete_status = gr.Markdown(label="Completion status", show_label=False, elem_id="imt-complete-status")
+        with gr.Accordion("Completions as numbers (classes, settings)", open=False):
+            complete_info = gr.JSON(label="Completions as numbers", elem_id="imt-complete-info")
         complete_exports = common.export_buttons("imt-complete-export")
     with gr.Tab("Your own drawing"):
         gr.Markdown(
@@ -752,9 +798,9 @@ def build(device: str) -> None:
                 gr.Markdown("**Could not see**: each hidden pixel coloured by the share of the visible pixels "
                             "generated after it, which it could not see (black: none, yellow: all of them); "
                             "visible pixels in grey.")
-        mask_gallery = gr.Gallery(label="Your drawing, the original and its completions (click one to inspect)",
-                                  columns=8, height=220, format="png", elem_id="imt-mask-completions",
-                                  allow_preview=False, fit_columns=False)
+        gr.Markdown("**Your drawing, the original and its completions**: click one to inspect it")
+        mask_view = gr.Image(label="Your drawing, the original and its completions (click one to inspect)",
+                             show_label=False, interactive=False, format="png", elem_id="imt-mask-completions")
         mask_status = gr.Markdown(label="Completion status", show_label=False, elem_id="imt-mask-status")
         head_stats = gr.Dataframe(headers=HEAD_STATS_HEADERS, label="Every head over the completions (every "
                                   "position as a query): mean attention distance and entropy",
@@ -763,7 +809,8 @@ def build(device: str) -> None:
             mask_raw = gr.JSON(label="Raw numbers", elem_id="imt-mask-raw")
         mask_exports = common.export_buttons("imt-mask-export")
     mask_results = gr.State(None)
-    gr.Markdown("### Inspect a pixel\nClick an image in a gallery above, then click a pixel of it below.")
+    gr.Markdown("### Inspect a pixel\nClick an image above (a sample or a completion), then click a pixel of it "
+                "below.")
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
             layer = gr.Slider(1, 8, value=1, step=1, label="Layer")
@@ -793,21 +840,30 @@ def build(device: str) -> None:
             inspect_exports = common.export_buttons("imt-inspect-export",
                                                     [common.EXPORT_LABELS[0], *common.EXPORT_LABELS[3:]])
 
-    sample_btn.click(sample, [kind, cls, temperature, seed, count],
-                     [sample_gallery, sample_status, sample_results, *sample_exports],
-                     api_name="imt_sample", concurrency_limit=1, concurrency_id="imt",
-                     api_description="Sample images from an Image Transformer (streamed while they are generated).")
-    complete_btn.click(complete, [kind, upload, rows, n_complete, cls, temperature, seed],
-                       [complete_gallery, complete_status, complete_results, *complete_exports],
-                       api_name="imt_complete",
-                       concurrency_limit=1, concurrency_id="imt",
-                       api_description="Keep the top rows of an image and let an Image Transformer complete the rest.")
+    # The finished pictures are the PNG downloads, shown by copying them in the browser (common.show_downloads).
+    common.show_downloads(
+        sample_btn.click(sample, [kind, cls, temperature, seed, count],
+                         [sample_view, sample_status, sample_info, sample_results, *sample_exports],
+                         api_name="imt_sample", concurrency_limit=1, concurrency_id="imt",
+                         api_description="Sample images from an Image Transformer (streamed while they are "
+                                         "generated)."),
+        sample_exports[:1], [sample_view])
+    common.show_downloads(
+        complete_btn.click(complete, [kind, upload, rows, n_complete, cls, temperature, seed],
+                           [complete_status, complete_info, complete_results, *complete_exports],
+                           api_name="imt_complete", concurrency_limit=1, concurrency_id="imt",
+                           api_description="Keep the top rows of an image and let an Image Transformer complete the "
+                                           "rest."),
+        complete_exports[:1], [complete_view])
     pick_btn.click(pick_test_image, test_index, [upload, cls], api_visibility="private")
     kind.change(rows_for_model, [kind, rows], rows, api_visibility="private")
-    mask_btn.click(complete_mask, [editor, kind, cls, temperature, seed, n_mask],
-                   [mask_gallery, mask_status, unseen, head_stats, mask_raw, mask_results, *mask_exports],
-                   api_name="imt_complete_mask", concurrency_limit=1, concurrency_id="imt",
-                   api_description="Complete the painted region of a picture (any shape) with an Image Transformer.")
+    common.show_downloads(
+        mask_btn.click(complete_mask, [editor, kind, cls, temperature, seed, n_mask],
+                       [mask_status, unseen, head_stats, mask_raw, mask_results, *mask_exports],
+                       api_name="imt_complete_mask", concurrency_limit=1, concurrency_id="imt",
+                       api_description="Complete the painted region of a picture (any shape) with an Image "
+                                       "Transformer."),
+        mask_exports[:1], [mask_view])
     mask_pick_btn.click(pick_for_editor, mask_index, [editor, cls], api_visibility="private")
     # The editor's value (the example with its painted band) is the API's documented default. Gradio 6.31's editor
     # front end does not show an initial value's layers yet sends them, and merged them into the background once
@@ -818,17 +874,17 @@ def build(device: str) -> None:
     gr.on(None, lambda: (bare, EXAMPLE_NOTE), None, [editor, mask_status], api_visibility="private",
           show_progress="hidden")
 
-    common.on_arrival(arrival, [sample_gallery, sample_status, sample_results, *sample_exports, target, layer, head,
-                                fig3, attn, heads_img, inspect_text, q_row, q_col, q_channel, *inspect_exports,
-                                head_grid, query_info])
+    common.on_arrival(arrival, [sample_view, sample_status, sample_info, sample_results, *sample_exports, target,
+                                layer, head, fig3, attn, heads_img, inspect_text, q_row, q_col, q_channel,
+                                *inspect_exports, head_grid, query_info])
 
     inspect_inputs = [target, q_row, q_col, q_channel, layer, head]
     inspect_outputs = [fig3, attn, heads_img, inspect_text, q_row, q_col, q_channel, *inspect_exports, head_grid,
                        query_info]
 
-    for gallery, results in ((sample_gallery, sample_results), (complete_gallery, complete_results),
-                             (mask_gallery, mask_results)):
-        gallery.select(choose, results, target, api_visibility="private").then(
+    for view, results in ((sample_view, sample_results), (complete_view, complete_results),
+                          (mask_view, mask_results)):
+        view.select(choose, results, target, api_visibility="private").then(
             refresh_inspect_controls, target, [layer, head, q_channel], api_visibility="private").then(
             inspect_view, inspect_inputs, inspect_outputs, api_visibility="private")
     fig3.select(inspect_click_view, [target, q_channel, layer, head], inspect_outputs, api_visibility="private")

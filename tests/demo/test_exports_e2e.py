@@ -13,7 +13,7 @@ from PIL import Image
 from attn_models.layers.local_attention import VIS_QUERY
 from demo import captioning_tab
 from tests.demo.test_captioning_tab import tab_model  # noqa: F401  (fixture)
-from tests.demo.test_image_transformer_tab import SIZE, tiny_models  # noqa: F401  (fixture)
+from tests.demo.test_image_transformer_tab import SIZE, sheet_images, tiny_models  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -78,11 +78,14 @@ def test_image_transformer_downloads(client, tiny_models, tmp_path, endpoint):  
         Image.fromarray(np.random.default_rng(0).integers(0, 90, (SIZE, SIZE), dtype=np.uint8)).save(path)
         out = client.predict("local2d", handle_file(str(path)), 6, 2, "coat", 1.0, 5, api_name=endpoint)
         n = 2
-    _, gif_frames, video, numbers, data = opened(*out[2:7])
+    first = 3 if endpoint == "/imt_sample" else 2  # after the picture (sampling only), status and numbers
+    picture, gif_frames, video, numbers, data = opened(*out[first : first + 5])
     assert numbers["images"].shape == (n, SIZE, SIZE, 1) and numbers["images"].dtype == np.uint8
     assert numbers["images"].tolist() == data["images"]
     assert numbers["class_names"].tolist() == ["coat"] * n and numbers["labels"].tolist() == [4] * n
     assert gif_frames >= 2 and len(video) >= gif_frames
+    shown = sheet_images(picture, n if endpoint == "/imt_sample" else 2 + n)[-n:]  # completions after kept, original
+    np.testing.assert_array_equal(np.stack(shown)[..., 0], numbers["images"][..., 0])  # the picture the tab shows
     if endpoint == "/imt_complete":
         known = numbers["known"]
         assert (numbers["images"][:, known] == numbers["original"][known]).all()  # the kept rows are kept

@@ -42,7 +42,7 @@ def other_tabs_work(broken: str) -> None:
     if broken != "sagan":
         assert sagan_tab.generate("bag", 1, 2, False)[4]["count"] == 2
     if broken != "imt":
-        *_, last = imt_tab.sample("local1d", 0, 1.0, 0, 1, progress=no_progress)  # (gallery, status, ...)
+        *_, last = imt_tab.sample("local1d", 0, 1.0, 0, 1, progress=no_progress)  # (picture, status, ...)
         assert "Done" in last[1]
     if broken != "explorer":
         assert len(explorer_tab.cost_table(*explorer_tab.DEFAULTS.values(), 64)) > 3

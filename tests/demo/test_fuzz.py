@@ -266,10 +266,20 @@ def check_gif(out):
     extra_files(paths[1:])
 
 
-def check_imt(out):
-    gallery, status, state = out[:3]
-    assert isinstance(status, str) and all(is_picture(img) for img, _ in gallery)
-    assert len(gallery) == len(state["images"]) and state["kind"] in imt_tab.MODEL_NAMES
+def check_imt_sample(out):
+    picture, status, info, state = out[:4]
+    assert picture is None and isinstance(status, str)  # the samples' picture is the PNG download
+    assert state["kind"] in imt_tab.MODEL_NAMES and info["model"] == imt_tab.MODEL_NAMES[state["kind"]]
+    assert info["labels"] is None or len(info["labels"]) == len(state["images"])
+    assert is_file(out[4], ".png")
+    extra_files(out[4:])
+
+
+def check_imt_complete(out):
+    status, info, state = out[:3]
+    assert isinstance(status, str) and state["kind"] in imt_tab.MODEL_NAMES
+    assert info["labels"] is None or len(state["images"]) == 2 + len(info["labels"])  # kept, original, completions
+    assert is_file(out[3], ".png")
     extra_files(out[3:])
 
 
@@ -296,10 +306,10 @@ def drawings(valid: bool):
 
 
 def check_imt_mask(out):
-    gallery, status, unseen, table, raw, state = out[:6]
-    assert isinstance(status, str) and is_picture(unseen) and all(is_picture(img) for img, _ in gallery)
-    assert len(gallery) == len(state["images"]) == 2 + len(raw["images"])
-    extra_files(out[6:])
+    status, unseen, table, raw, state = out[:5]
+    assert isinstance(status, str) and is_picture(unseen)
+    assert len(state["images"]) == 2 + len(raw["images"])
+    extra_files(out[5:])
 
 
 def check_bias_shift(out):
@@ -376,11 +386,11 @@ ENDPOINTS: dict[str, Endpoint] = {
                                check_sagan_knockout),
     "imt_sample": Endpoint(lambda *a: imt_tab.sample(*a, progress=no_progress),
                            lambda d: (IMT_KINDS, IMT_LABELS, num(0, 10, whole=False), num(0, imt_tab.MAX_SEED),
-                                      num(1, imt_tab.MAX_COUNT)), check_imt),
+                                      num(1, imt_tab.MAX_COUNT)), check_imt_sample),
     "imt_complete": Endpoint(imt_tab.complete,
                              lambda d: (IMT_KINDS, Arg(arrays(True), arrays(False)), num(0, IMT_SIZE - 1),
                                         num(1, imt_tab.MAX_COMPLETIONS), IMT_LABELS, num(0, 10, whole=False),
-                                        num(0, imt_tab.MAX_SEED)), check_imt),
+                                        num(0, imt_tab.MAX_SEED)), check_imt_complete),
     "imt_complete_mask": Endpoint(imt_tab.complete_mask,
                                   lambda d: (Arg(drawings(True), drawings(False)), IMT_KINDS,
                                              pick([n for n, _ in imt_tab.CLASS_CHOICES]), num(0, 10, whole=False),

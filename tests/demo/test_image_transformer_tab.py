@@ -60,6 +60,28 @@ def is_unknown(cells: np.ndarray) -> np.ndarray:
     return (cells == tab.UNKNOWN).all(-1)
 
 
+def sheet_images(picture, count: int) -> list[np.ndarray]:
+    """The ``count`` images of a results picture (tab.results_sheet; a path or an array), one colour per grid cell."""
+    if isinstance(picture, (str, Path)):
+        with Image.open(picture) as im:
+            picture = np.asarray(im.convert("RGB"))
+    side = tab.scale_of((SIZE, SIZE), tab.SAMPLE_PX) * SIZE
+    images = []
+    for k in range(count):
+        row, col = divmod(k, tab.SHEET_COLUMNS)
+        y, x = row * (side + tab.CELL_LABEL + tab.SHEET_GAP), col * (side + tab.SHEET_GAP)
+        images.append(shrink(np.asarray(picture)[y : y + side, x : x + side], (SIZE, SIZE)))
+    return images
+
+
+def click_on(results: dict, k: int, dy: int = 5, dx: int = 5) -> gr.SelectData:
+    """A click on pixel (dy, dx) of cell ``k`` of the results picture whose state is ``results``."""
+    cell_h, cell_w = results["cell_hw"]
+    row, col = divmod(k, tab.SHEET_COLUMNS)
+    x, y = col * (cell_w + tab.SHEET_GAP) + dx, row * (cell_h + tab.SHEET_GAP) + dy
+    return gr.SelectData(None, {"index": [x, y], "value": None})
+
+
 # ---------------------------------------------------------------------------------------------
 # In-process
 # ---------------------------------------------------------------------------------------------
@@ -73,22 +95,24 @@ def test_sample_streams_partial_images_then_the_samples(tiny_models, kind):
     expected = sample_fast(m, 2, labels=np.arange(2), temperature=1.0, seed=3)
     order = generation_order(SIZE, SIZE, 1, m.pattern).numpy()
     seen_before = 0
-    for gallery, status, state, *exports in steps[:-1]:
-        cells = shrink(np.asarray(gallery[0][0]), (SIZE, SIZE))
-        unknown = is_unknown(cells).reshape(-1)
+    for picture, status, info, state, *exports in steps[:-1]:
+        first, second = sheet_images(picture, 2)  # one picture holds every sample
+        unknown = is_unknown(first).reshape(-1)
         assert 0 < unknown.sum() < SIZE * SIZE
         generated = int((~unknown).sum())
         assert generated > seen_before and not unknown[order[:generated]].any()  # a prefix in generation order
+        np.testing.assert_array_equal(is_unknown(second), is_unknown(first))
         seen_before = generated
-        assert all(isinstance(x, type(gr.skip())) for x in (state, *exports))  # left as they are until done
+        assert all(isinstance(x, type(gr.skip())) for x in (info, state, *exports))  # left as they are until done
         assert "Generating" in status
     assert torch.get_num_threads() == threads  # the one-thread setting was restored
-    gallery, status, state, *exports = steps[-1]
+    picture, status, info, state, *exports = steps[-1]
     assert len(exports) == 5 and all(Path(p).is_file() for p in exports)
-    assert "Done" in status and [c for _, c in gallery] == ["tshirt", "trousers"]
+    assert picture is None  # the finished picture is the PNG download, returned once
+    assert "Done" in status and info["class_names"] == ["tshirt", "trousers"] and info["labels"] == [0, 1]
+    assert info["model"] == tab.MODEL_NAMES[kind] and info["seed"] == 3
     np.testing.assert_array_equal(state["images"], expected)
-    for i in range(2):
-        cells = shrink(np.asarray(gallery[i][0]), (SIZE, SIZE))
+    for i, cells in enumerate(sheet_images(exports[0], 2)):
         np.testing.assert_array_equal(cells[..., 0], expected[i, ..., 0])
 
 
@@ -114,8 +138,9 @@ def test_complete_keeps_the_prefix(tiny_models, kind):
     m = tiny_models[kind]
     rng = np.random.default_rng(0)
     image = rng.integers(0, 100, (SIZE, SIZE, 3), dtype=np.uint8)  # dark: not inverted
-    gallery, status, state, *_exports = tab.complete(kind, image, 6, 3, 2, 0.8, 5)
-    assert len(gallery) == 2 + 3 and "Kept" in status
+    status, info, state, *exports = tab.complete(kind, image, 6, 3, 2, 0.8, 5)
+    assert len(state["images"]) == 2 + 3 and "Kept" in status
+    assert info["class_names"] == ["pullover"] * 3 and info["rows"] == 6 and len(exports) == 5
     prefix = np.asarray(Image.fromarray(image).convert("L"))  # Pillow's luma conversion
     known = m.prefix_mask(6)[..., 0]
     completions = state["images"][2:, ..., 0]
@@ -123,8 +148,28 @@ def test_complete_keeps_the_prefix(tiny_models, kind):
     for comp in completions:
         np.testing.assert_array_equal(comp[known], prefix[known])
     assert (completions[:, ~known] != completions[:1, ~known]).any()  # different seeds per completion
-    kept_cells = shrink(np.asarray(gallery[0][0]), (SIZE, SIZE))
-    np.testing.assert_array_equal(is_unknown(kept_cells), ~known)
+    kept, original, *shown = sheet_images(exports[0], 2 + 3)  # the PNG download: the picture the tab shows
+    np.testing.assert_array_equal(is_unknown(kept), ~known)
+    np.testing.assert_array_equal(original[..., 0], state["images"][1, ..., 0])
+    np.testing.assert_array_equal(np.stack(shown)[..., 0], completions)
+
+
+def test_a_click_on_the_results_picture_picks_its_image(tiny_models):
+    m = tiny_models["local1d"]
+    images = sample_fast(m, 10, labels=np.arange(10), seed=0)
+    pictures = [tab.enlarge_to(tab.grid_picture(im), tab.SAMPLE_PX) for im in images]
+    results = {"kind": "local1d", "images": images, "labels": np.arange(10), "cell_hw": tab.cell_hw(pictures)}
+    cell_h, cell_w = results["cell_hw"]
+    for k, dy, dx in ((0, 0, 0), (3, cell_h - 1, cell_w - 1), (9, 7, 100)):  # the second row holds 8 and 9
+        target = tab.choose(results, click_on(results, k, dy, dx))
+        assert target["label"] == k and target["kind"] == "local1d"
+        np.testing.assert_array_equal(target["image"], images[k])
+    gap = click_on(results, 1, 0, cell_w)  # between images 1 and 2
+    past = click_on(results, 10)  # where an eleventh image would be
+    for evt in (gap, past):
+        assert isinstance(tab.choose(results, evt), type(gr.skip()))
+    with pytest.raises(gr.Error, match="Generate or complete images first"):
+        tab.choose(None, click_on(results, 0))
 
 
 def test_complete_uses_the_models_preprocessing_and_says_what_it_changed(tiny_models):
@@ -133,7 +178,7 @@ def test_complete_uses_the_models_preprocessing_and_says_what_it_changed(tiny_mo
     m = tiny_models["local1d"]
     page = np.full((40, 36, 3), 250, np.uint8)
     page[10:30, 10:26] = 20
-    _gallery, status, state, *_exports = tab.complete("local1d", page, 4, 1, 0, 1.0, 0)
+    status, _info, state, *_exports = tab.complete("local1d", page, 4, 1, 0, 1.0, 0)
     expected, note = m.preprocess(page)
     assert "resized" in note and "inverted" in note and note in status
     np.testing.assert_array_equal(state["images"][1], expected)  # the "original" the completions start from
@@ -236,7 +281,7 @@ def test_shipped_model_samples_in_the_tab(kind):
     if not bundled(kind):
         pytest.skip(f"{tab.MODEL_NAMES[kind]} weights not bundled yet")
     with common.override_model(tab.MODEL_NAMES[kind], None):  # the registry's, even while tiny_models is active
-        *_, (gallery, status, state, *_exports) = tab.sample(kind, 7, 1.0, 0, 1, progress=no_progress)
+        *_, (_picture, status, _info, state, *_exports) = tab.sample(kind, 7, 1.0, 0, 1, progress=no_progress)
     assert state["images"].shape == (1, 28, 28, 1) and "Done" in status
 
 
@@ -244,8 +289,8 @@ def test_shipped_model_samples_in_the_tab(kind):
 # End to end through gradio_client
 # ---------------------------------------------------------------------------------------------
 
-def gallery_arrays(value) -> list[np.ndarray]:
-    return [np.asarray(Image.open(item["image"]).convert("RGB")) for item in value]
+def files_in(answer) -> int:
+    return sum(isinstance(v, str) and Path(v).is_file() for v in answer)
 
 
 @pytest.mark.e2e
@@ -254,12 +299,16 @@ def test_imt_sample_endpoint_streams(client, tiny_models):
     final = job.result(timeout=300)
     outputs = job.outputs()
     assert len(outputs) >= 3, "expected intermediate images and the final ones"
-    first = gallery_arrays(outputs[0][0])
-    assert is_unknown(shrink(first[0], (SIZE, SIZE))).any()
-    last = gallery_arrays(final[0])
-    assert len(last) == 2 and not is_unknown(shrink(last[0], (SIZE, SIZE))).any()
+    # The client fetches every file of every update: one growing picture per update, then only the five downloads.
+    assert [files_in(out) for out in outputs] == [1] * (len(outputs) - 1) + [5]
+    first = sheet_images(outputs[0][0], 2)
+    assert is_unknown(first[0]).any()
+    picture, status, info, png, *_ = final
+    assert picture is None and "Done" in status and info["class_names"] == ["tshirt", "trousers"]
+    last = sheet_images(png, 2)
+    assert not is_unknown(last[0]).any()
     expected = sample_fast(tiny_models["local2d"], 2, labels=np.arange(2), seed=0)
-    np.testing.assert_array_equal(shrink(last[1], (SIZE, SIZE))[..., 0], expected[1, ..., 0])
+    np.testing.assert_array_equal(last[1][..., 0], expected[1, ..., 0])
 
 
 @pytest.mark.e2e
@@ -268,11 +317,10 @@ def test_imt_complete_endpoint(client, tiny_models, tmp_path):
 
     path = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 90, (24, 24), dtype=np.uint8)).save(path)
-    gallery, status, *_exports = client.predict("local1d", handle_file(str(path)), 4, 2, "dress", 1.0, 0,
-                                    api_name="/imt_complete")
-    images = gallery_arrays(gallery)
-    assert len(images) == 4 and "resized from 24x24" in status
-    kept = is_unknown(shrink(images[0], (SIZE, SIZE)))
+    status, info, png, *exports = client.predict("local1d", handle_file(str(path)), 4, 2, "dress", 1.0, 0,
+                                                 api_name="/imt_complete")
+    assert "resized from 24x24" in status and info["class_names"] == ["dress"] * 2 and len(exports) == 4
+    kept = is_unknown(sheet_images(png, 2 + 2)[0])
     assert not kept[:4].any() and kept[4:].all()
 
 
@@ -301,4 +349,4 @@ def test_imt_bad_inputs_give_errors_and_server_keeps_serving(client, tiny_models
         else:
             client.predict(*args, api_name=endpoint)
     final = client.submit("local1d", "tshirt", 1.0, 0, 1, api_name="/imt_sample").result(timeout=300)
-    assert len(final[0]) == 1
+    assert final[2]["class_names"] == ["tshirt"]

@@ -2,11 +2,17 @@
 sample and watch the images stream in, pick one, click a pixel, see Fig. 3 and the attention weights."""
 from __future__ import annotations
 
-import pytest
+import io
 
+import numpy as np
+import pytest
+from PIL import Image
+
+from demo import image_transformer_tab as tab
 from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
     browser,
     click_image,
+    click_image_pixel,
     image_src,
     open_tab,
     page,
@@ -14,16 +20,48 @@ from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
     wait_for_image_change,
     wait_for_images_loaded,
 )
-from tests.demo.test_image_transformer_tab import tiny_models  # noqa: F401  (fixture)
+from tests.demo.test_image_transformer_tab import SIZE, is_unknown, sheet_images, tiny_models  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
+# What the sampling shows while it runs: each status text, and each picture (src) of the samples.
 RECORD_STATUS = """() => {
   window.__statuses = [];
+  const view = document.querySelector('#imt-samples');
+  const shown = () => { const img = view.querySelector('img'); return img && img.getAttribute('src'); };
+  window.__pictures = [shown()];  // the arrival's, then each new one
   const el = document.querySelector('#imt-sample-status');
   new MutationObserver(() => window.__statuses.push(el.innerText))
     .observe(el, {subtree: true, childList: true, characterData: true});
+  new MutationObserver(() => {
+    const src = shown();
+    if (src && src !== window.__pictures[window.__pictures.length - 1]) window.__pictures.push(src);
+  }).observe(view, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
 }"""
+SIDE = tab.scale_of((SIZE, SIZE), tab.SAMPLE_PX) * SIZE  # each image's side on the results picture
+
+
+def cell_centre(k: int) -> tuple[int, int]:
+    """(x, y) of the centre of image ``k`` of a results picture, in its own pixels."""
+    row, col = divmod(k, tab.SHEET_COLUMNS)
+    return col * (SIDE + tab.SHEET_GAP) + SIDE // 2, row * (SIDE + tab.CELL_LABEL + tab.SHEET_GAP) + SIDE // 2
+
+
+def shown_images(page, src: str, count: int) -> list[np.ndarray]:
+    """The ``count`` images of the results picture at ``src`` as the browser gets it, one colour per grid cell."""
+    with Image.open(io.BytesIO(page.request.get(src).body())) as im:
+        return sheet_images(np.asarray(im.convert("RGB")), count)
+
+
+def picture_size(page, elem_id: str) -> list[int]:
+    return page.locator(f"#{elem_id} img").first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+
+
+def sheet_size(count: int) -> list[int]:
+    """[width, height] of a results picture of ``count`` images."""
+    rows = -(-count // tab.SHEET_COLUMNS)
+    return [min(count, tab.SHEET_COLUMNS) * (SIDE + tab.SHEET_GAP) - tab.SHEET_GAP,
+            rows * (SIDE + tab.CELL_LABEL + tab.SHEET_GAP) - tab.SHEET_GAP]
 
 
 def test_image_transformer_tab_streams_and_inspects(page, tiny_models, tmp_path):  # noqa: F811
@@ -43,10 +81,23 @@ def test_image_transformer_tab_streams_and_inspects(page, tiny_models, tmp_path)
     }""", timeout=180_000)
     statuses = page.evaluate("window.__statuses")
     assert any("Generating" in s or "generated " in s for s in statuses), f"no intermediate state: {statuses}"
-    assert wait_for_images_loaded(page, "#imt-samples img", 4) == 4
-    thumbs = page.locator("#imt-samples img")
+    # The samples grew on screen (a picture per streamed update), then the finished ones stay (the PNG download).
+    pictures = page.evaluate("window.__pictures")
+    assert len(pictures) >= 2, pictures
+    first = pictures[1]
+    assert any(is_unknown(cells).any() for cells in shown_images(page, first, 4)), "no partial picture was shown"
+    for _ in range(100):
+        wait_for_images_loaded(page, "#imt-samples img", 1)
+        if not any(is_unknown(cells).any() for cells in shown_images(page, image_src(page, "imt-samples"), 4)):
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError("the finished samples were not shown")
+    assert picture_size(page, "imt-samples") == sheet_size(4)
 
-    thumbs.nth(1).click()  # choose a sample to inspect
+    old = image_src(page, "imt-fig3")
+    click_image_pixel(page, "imt-samples", *cell_centre(1))  # choose a sample to inspect
+    wait_for_image_change(page, "imt-fig3", old)
     page.locator("#imt-fig3 img").wait_for(state="visible")
     page.locator("#imt-attention img").wait_for(state="visible")
     old = image_src(page, "imt-fig3")
@@ -74,8 +125,9 @@ def test_image_transformer_tab_completes_a_test_image(page, tiny_models, fashion
     page.locator("#imt-rows input[type=number]").press("Enter")
     page.locator("#imt-complete-btn").click()
     page.wait_for_function("() => document.querySelector('#imt-complete-status').innerText.includes('Kept')")
-    # kept, original, 4 completions
-    assert wait_for_images_loaded(page, "#imt-completions img", 2 + 4) == 2 + 4
+    # kept, original, 4 completions on one picture: the PNG download, shown
+    wait_for_images_loaded(page, "#imt-completions img", 1)
+    assert picture_size(page, "imt-completions") == sheet_size(2 + 4)
     status = page.locator("#imt-complete-status").inner_text()
     assert "resized from 168x168" in status  # the test image is shown 6x (168 px); the tiny model is 12x12
     screenshot(page, tmp_path, "image_transformer_complete")

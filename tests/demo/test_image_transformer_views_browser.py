@@ -14,6 +14,7 @@ from demo import image_transformer_tab as tab
 from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
     browser,
     click_image,
+    click_image_pixel,
     image_src,
     open_tab,
     page,
@@ -21,7 +22,8 @@ from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
     wait_for_image_change,
     wait_for_images_loaded,
 )
-from tests.demo.test_image_transformer_tab import SIZE, shrink, tiny_models  # noqa: F401  (fixture)
+from tests.demo.test_image_transformer_tab import SIZE, sheet_images, tiny_models  # noqa: F401  (fixture)
+from tests.demo.test_image_transformer_tab_browser import cell_centre
 
 pytestmark = pytest.mark.browser
 
@@ -62,11 +64,11 @@ def hidden_count(status: str) -> int:
     return int(match.group(1))
 
 
-def gallery_cells(page, index: int) -> np.ndarray:
-    """The gallery picture ``index`` as the browser got it, one colour per grid cell."""
-    src = page.locator("#imt-mask-completions img").nth(index).get_attribute("src")
-    body = page.request.get(src).body()
-    return shrink(np.asarray(Image.open(io.BytesIO(body)).convert("RGB")), (SIZE, SIZE))
+def shown_cells(page, count: int) -> list[np.ndarray]:
+    """The ``count`` images of the picture of the drawing, the original and the completions as the browser got it,
+    one colour per grid cell each."""
+    body = page.request.get(image_src(page, "imt-mask-completions")).body()
+    return sheet_images(np.asarray(Image.open(io.BytesIO(body)).convert("RGB")), count)
 
 
 def test_paint_a_mask_complete_it_and_inspect_a_completion(page, tiny_models, tmp_path):  # noqa: F811
@@ -88,8 +90,8 @@ def test_paint_a_mask_complete_it_and_inspect_a_completion(page, tiny_models, tm
     page.wait_for_function("s => /Hid \\d+ of/.test(document.querySelector(s).innerText)", arg=STATUS,
                            timeout=120_000)
     status = text_of(page, STATUS)
-    wait_for_images_loaded(page, "#imt-mask-completions img", 2 + 4)
-    drawing = (gallery_cells(page, 0) == tab.UNKNOWN).all(-1)
+    wait_for_images_loaded(page, "#imt-mask-completions img", 1)
+    drawing = (shown_cells(page, 2 + 4)[0] == tab.UNKNOWN).all(-1)
     assert hidden_count(status) == int(drawing.sum())
     assert drawing[1, 3:9].all(), drawing.astype(int)  # the stroke across row 1 (12% down)
     assert drawing[6:8, 9].all(), drawing.astype(int)  # the stroke down column 9 (80% across)
@@ -98,7 +100,7 @@ def test_paint_a_mask_complete_it_and_inspect_a_completion(page, tiny_models, tm
     page.locator("#imt-head-stats").get_by_text("entropy (bits)").first.wait_for(state="visible")
 
     # 3. Inspect a completion: the grid of every head appears, and a painted pixel says what it could not see.
-    page.locator("#imt-mask-completions img").nth(2).click()
+    click_image_pixel(page, "imt-mask-completions", *cell_centre(2))
     page.wait_for_function("() => /was (hidden|visible)/.test(document.querySelector('#imt-query-note').innerText)")
     old_grid = image_src(page, "imt-head-grid")
     click_image(page, "imt-fig3", (6 + 0.5) / SIZE, (1 + 0.5) / SIZE)  # row 1, column 6: under the stroke

@@ -16,9 +16,17 @@ from PIL import Image
 
 from attn_models.image_transformer.attention_stats import model_head_stats, query_grid
 from attn_models.image_transformer.completion import complete, unseen_counts
+from demo import common
 from demo import image_transformer_tab as tab
 from tests.demo.test_fuzz import WILD, Arg, arrays, calls, extra_files, fuzz_settings, is_picture, num, pick, run
-from tests.demo.test_image_transformer_tab import SIZE, shrink, tiny_models  # noqa: F401  (fixture)
+from tests.demo.test_image_transformer_tab import (  # noqa: F401  (tiny_models: fixture)
+    SIZE,
+    click_on,
+    is_unknown,
+    sheet_images,
+    shrink,
+    tiny_models,
+)
 
 SCALE = 6  # the pictures below are the 12x12 grid enlarged 6x (72 px): the model reduces them exactly
 PX = SIZE * SCALE
@@ -60,11 +68,11 @@ def expected_known() -> np.ndarray:
 def test_complete_mask_keeps_the_visible_pixels_and_fills_the_painted_ones(tiny_models, kind):
     m = tiny_models[kind]
     bg = picture(1)
-    gallery, status, unseen, table, raw, state, *exports = tab.complete_mask(
+    status, unseen, table, raw, state, *exports = tab.complete_mask(
         editor(bg, stroke(*HIDE)), kind, "dress", 1.0, 3, 2)
     known = expected_known()
     original = bg[::SCALE, ::SCALE, :1]
-    assert len(gallery) == 2 + 2 and "Hid 35 of 144 positions" in status and "reduced 6x" in status
+    assert len(state["images"]) == 2 + 2 and "Hid 35 of 144 positions" in status and "reduced 6x" in status
     completions = state["images"][2:]
     np.testing.assert_array_equal(state["images"][1], original)
     assert (completions[:, known] == original[known]).all()  # visible pixels kept
@@ -73,8 +81,10 @@ def test_complete_mask_keeps_the_visible_pixels_and_fills_the_painted_ones(tiny_
     with tab.single_thread():
         want = complete(m, original, known, 2, [3, 3], 1.0, 3)
     np.testing.assert_array_equal(completions, want)
-    drawing = shrink(np.asarray(gallery[0][0]), (SIZE, SIZE))
+    drawing, shown_original, *shown = sheet_images(exports[0], 2 + 2)  # the PNG download: the picture shown
     np.testing.assert_array_equal((drawing == tab.UNKNOWN).all(-1), ~known[..., 0])  # hidden shown in violet
+    np.testing.assert_array_equal(shown_original[..., 0], original[..., 0])
+    np.testing.assert_array_equal(np.stack(shown)[..., 0], completions[..., 0])
     # the "could not see" map and the raw numbers agree with the library
     counts = unseen_counts(m, known)
     assert raw["could_not_see"] == counts[..., 0].tolist() and raw["known"] == known[..., 0].astype(int).tolist()
@@ -179,18 +189,19 @@ def test_the_editor_refuses_unreadable_and_huge_files_before_decoding(tmp_path):
 
 
 def test_the_example_drawing_completes_as_it_is(tiny_models):
-    gallery, status, *_ = tab.complete_mask(tab.example_drawing(), "local1d", tab.EACH_CLASS_NAME, 1.0, 0, 1)
-    assert len(gallery) == 3 and "Hid" in status
+    status, *_, state, _png, _gif, _mp4, _npz, _js = tab.complete_mask(tab.example_drawing(), "local1d",
+                                                                       tab.EACH_CLASS_NAME, 1.0, 0, 1)
+    assert len(state["images"]) == 3 and "Hid" in status
 
 
 def test_inspecting_a_completion_says_what_the_pixel_could_not_see(tiny_models):
     m = tiny_models["local1d"]
     *_, state, _png, _gif, _mp4, _npz, _js = tab.complete_mask(editor(picture(2), stroke(*HIDE)), "local1d",
                                                                "bag", 1.0, 0, 2)
-    target = tab.choose(state, gr.SelectData(None, {"index": 3, "value": None}))
+    target = tab.choose(state, click_on(state, 3))
     assert target["known"] is state["known"] and target["label"] == 8
     np.testing.assert_array_equal(target["image"], state["images"][3])
-    assert "known" not in tab.choose(state, gr.SelectData(None, {"index": 1, "value": None}))  # the original
+    assert "known" not in tab.choose(state, click_on(state, 1))  # the original
     out = tab.inspect_view(target, 5, 4, 0, 1, "mean")
     grid, note = out[-2:]
     assert len(out) == 10 + 2  # inspect's outputs, then the grid and the note
@@ -251,9 +262,9 @@ def test_complete_mask_keeps_its_contract_under_fuzzing(tiny_models):
         seen["gr.Error" if isinstance(out, gr.Error) else "result"] += 1
         if isinstance(out, gr.Error):
             return
-        gallery, status, unseen, table, raw, state, *files = out
-        assert "Hid" in status and is_picture(unseen) and all(is_picture(img) for img, _ in gallery)
-        assert len(gallery) == len(state["images"]) == 2 + len(raw["images"])
+        status, unseen, table, raw, state, *files = out
+        assert "Hid" in status and is_picture(unseen)
+        assert len(state["images"]) == 2 + len(raw["images"])
         assert len(table["data"]) == 4 and raw["hidden"] > 0
         extra_files(files)
 
@@ -279,10 +290,9 @@ def test_imt_complete_mask_is_documented_with_the_types_it_takes(client):
     assert params["editor"]["component"] == "Imageeditor"
     assert set(params["editor"]["type"]["properties"]) >= {"background", "layers", "composite"}
     assert params["kind"]["type"]["enum"] == ["local1d", "local2d"]
-    assert [r["label"] for r in info["returns"]][:5] == [
-        "Your drawing, the original and its completions (click one to inspect)", "Completion status",
-        "Could not see (hidden pixels)", "Every head over the completions (every position as a query): mean "
-        "attention distance and entropy", "Raw numbers"]
+    assert [r["label"] for r in info["returns"]] == [
+        "Completion status", "Could not see (hidden pixels)", "Every head over the completions (every position as "
+        "a query): mean attention distance and entropy", "Raw numbers", *common.EXPORT_LABELS]
 
 
 @pytest.mark.e2e
@@ -292,9 +302,9 @@ def test_imt_complete_mask_endpoint(client, tiny_models, tmp_path):
     bg = picture(4)
     value = {"background": handle_file(save(tmp_path, "bg.png", bg)),
              "layers": [handle_file(save(tmp_path, "mask.png", stroke(*HIDE)))], "composite": None}
-    gallery, status, unseen, table, raw, png, gif, mp4, npz, js = client.predict(
+    status, unseen, table, raw, png, gif, mp4, npz, js = client.predict(
         value, "local2d", "sneaker", 0.9, 5, 3, api_name="/imt_complete_mask")
-    assert len(gallery) == 2 + 3 and "Hid 35 of 144" in status
+    assert "Hid 35 of 144" in status
     known = expected_known()
     assert raw["known"] == known[..., 0].astype(int).tolist() and raw["class_names"] == ["sneaker"] * 3
     with np.load(npz, allow_pickle=False) as f:
@@ -305,6 +315,9 @@ def test_imt_complete_mask_endpoint(client, tiny_models, tmp_path):
         want = complete(tiny_models["local2d"], original, known, 3, [7, 7, 7], 0.9, 5)
     np.testing.assert_array_equal(images, want)
     assert raw["images"] == images[..., 0].tolist()
+    drawing, _original, *shown = sheet_images(png, 2 + 3)
+    np.testing.assert_array_equal(is_unknown(drawing), ~known[..., 0])
+    np.testing.assert_array_equal(np.stack(shown)[..., 0], images[..., 0])
     assert raw["could_not_see"] == unseen_counts(tiny_models["local2d"], known)[..., 0].tolist()
     assert len(table["data"]) == 2 * 2 and table["headers"] == tab.HEAD_STATS_HEADERS
     assert np.asarray(Image.open(unseen)).shape[:2] == (tab.SAMPLE_PX // SIZE * SIZE,) * 2
@@ -317,8 +330,8 @@ def test_imt_complete_mask_endpoint(client, tiny_models, tmp_path):
 @pytest.mark.e2e
 def test_imt_complete_mask_accepts_its_documented_default(client, tiny_models):
     """The editor's documented default (the example drawing) is a valid call: every argument left out."""
-    gallery, status, *_ = client.predict(api_name="/imt_complete_mask")
-    assert "Hid" in status and len(gallery) == 2 + 4
+    status, *_, raw, _png, _gif, _mp4, _npz, _js = client.predict(api_name="/imt_complete_mask")
+    assert "Hid" in status and len(raw["images"]) == 4
 
 
 @pytest.mark.e2e
@@ -348,6 +361,7 @@ def test_imt_complete_mask_bad_input_is_a_clear_error_and_the_server_keeps_servi
     with pytest.raises(AppError, match=message):
         client.predict({"background": background, "layers": layers, "composite": None}, "local1d", "coat", 1.0, 0, 1,
                        api_name="/imt_complete_mask")
-    gallery, status, *_ = client.predict({"background": bg, "layers": [mask], "composite": None}, "local1d", "coat",
-                                         1.0, 0, 1, api_name="/imt_complete_mask")
-    assert len(gallery) == 3 and "Hid 35" in status
+    status, *_, raw, _png, _gif, _mp4, _npz, _js = client.predict(
+        {"background": bg, "layers": [mask], "composite": None}, "local1d", "coat", 1.0, 0, 1,
+        api_name="/imt_complete_mask")
+    assert len(raw["images"]) == 1 and "Hid 35" in status
