@@ -15,7 +15,7 @@ from attn_models.image_transformer.model import ImageTransformer
 from demo import captioning_tab, common
 from demo import image_transformer_tab as imt
 from tests.demo.test_captioning_tab import tab_model  # noqa: F401  (fixture)
-from tests.demo.test_sagan_tab import sagan_with_d  # noqa: F401  (fixture: the shipped SAGAN export has no D)
+from tests.demo.test_sagan_tab import sagan_with_d  # noqa: F401  (fixture: a tiny SAGAN with D, fast)
 
 pytestmark = pytest.mark.e2e
 

@@ -1,18 +1,18 @@
 """The Self-attention GAN tab's views of both networks in headless Chromium: the discriminator's map and verdict
 (switch the network, judge the selected generated image, then a real test image, click a pixel), the knock-out of a
-query (its image, the difference and its size), and the shipped export's missing discriminator told in words.
+query (its image, the difference and its size), and an export's missing discriminator told in words.
 
-The app runs in this process: ``sagan_with_d`` makes it serve a tiny SAGAN that has a discriminator."""
+The app runs in this process: the discriminator view is on the shipped weights (generator and discriminator);
+``sagan_with_d`` / ``sagan_without_d`` make it serve a tiny SAGAN with or without a discriminator."""
 from __future__ import annotations
 
 import pytest
 
-from demo import common
 from demo import sagan_tab as tab
 from tests.demo import browser_utils as ui
 from tests.demo.browser_utils import browser, page  # noqa: F401  (fixtures)
 from tests.demo.test_captioning_views_browser import ARRIVAL_MS, wait_for_text
-from tests.demo.test_sagan_tab import sagan_with_d  # noqa: F401  (fixture)
+from tests.demo.test_sagan_tab import sagan_with_d, sagan_without_d  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +26,7 @@ def choose(page, radio_id: str, option: str) -> None:
     page.locator(f"#{radio_id}").get_by_text(option, exact=True).click()
 
 
-def test_discriminator_view(page, sagan_with_d, tmp_path):  # noqa: F811
+def test_discriminator_view(page, tmp_path):  # the shipped weights: their generator and discriminator
     sagan_tab_with_a_grid(page)
     assert not page.locator("#sagan-d-view").is_visible()
     choose(page, "sagan-network", tab.DISCRIMINATOR)
@@ -76,15 +76,14 @@ def test_knockout_view(page, sagan_with_d, tmp_path):  # noqa: F811
     assert not [e for e in page.console_errors if "sagan" in e.lower()]
 
 
-def test_without_a_discriminator_the_switch_says_so(page, tmp_path):
-    with common.override_model(tab.MODEL_NAME, None):  # the shipped export: no discriminator
-        sagan_tab_with_a_grid(page)
-        choose(page, "sagan-network", tab.DISCRIMINATOR)
-        # Gradio's error toast, in the tab's words
-        wait_for_text(page, "[data-testid='toast-text']", "This SAGAN export holds no discriminator")
-        page.locator("[data-testid='toast-text']").first.wait_for(state="visible")
-        ui.screenshot(page, tmp_path, "sagan-no-discriminator", full_page=False)  # the toast is fixed to the window
-        choose(page, "sagan-network", tab.GENERATOR)  # the generator's views still work
-        first = ui.image_src(page, "sagan-overlay")
-        ui.click_image(page, "sagan-selected", 0.3, 0.6)
-        ui.wait_for_image_change(page, "sagan-overlay", first)
+def test_without_a_discriminator_the_switch_says_so(page, sagan_without_d, tmp_path):  # noqa: F811
+    sagan_tab_with_a_grid(page)
+    choose(page, "sagan-network", tab.DISCRIMINATOR)
+    # Gradio's error toast, in the tab's words
+    wait_for_text(page, "[data-testid='toast-text']", "This SAGAN export holds no discriminator")
+    page.locator("[data-testid='toast-text']").first.wait_for(state="visible")
+    ui.screenshot(page, tmp_path, "sagan-no-discriminator", full_page=False)  # the toast is fixed to the window
+    choose(page, "sagan-network", tab.GENERATOR)  # the generator's views still work
+    first = ui.image_src(page, "sagan-overlay")
+    ui.click_image(page, "sagan-selected", 0.3, 0.6)
+    ui.wait_for_image_change(page, "sagan-overlay", first)

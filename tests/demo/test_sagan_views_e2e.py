@@ -1,8 +1,8 @@
 """The Self-attention GAN tab's views of both networks, end to end: ``sagan_discriminator_attention`` (the
 discriminator's map and verdict on a generated or a real image) and ``sagan_knockout`` (one query's attention output
 set to zero) through gradio_client. The numbers are the library's for the same image; the downloads hold them; the
-documented arguments; bad input as clear errors with the server still serving; and the shipped export, which has no
-discriminator, answered in words while the generator's views keep working.
+documented arguments; bad input as clear errors with the server still serving; and an export without a
+discriminator (as those made before D was kept), answered in words while the generator's views keep working.
 
 The app runs in this process, so ``sagan_with_d`` (a tiny SAGAN that has a discriminator) is what it serves."""
 from __future__ import annotations
@@ -14,9 +14,8 @@ import pytest
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from demo import common
 from demo import sagan_tab as tab
-from tests.demo.test_sagan_tab import numbers_of, padded_test_image, sagan_with_d  # noqa: F401  (fixture)
+from tests.demo.test_sagan_tab import numbers_of, padded_test_image, sagan_with_d, sagan_without_d  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
 
@@ -96,14 +95,13 @@ def test_knockout_through_the_app_is_the_librarys(client, sagan_with_d):  # noqa
     assert data["mean_abs_diff"] == pytest.approx(np.abs(diff).mean())
 
 
-def test_the_shipped_export_without_a_discriminator_answers_in_words(client):
-    with common.override_model(tab.MODEL_NAME, None):  # the registry's weights, as a visitor gets them today
-        with pytest.raises(AppError, match="This SAGAN export holds no discriminator"):
-            judge(client, "bag", 0, 2, False, 0, tab.GENERATED, 0, 16, 16)
-        _shown, _picture, words, info, *_files = knock(client, "bag", 0, 2, False, 1, 16, 16)  # the generator's
-        assert "Knocking out" in words and info["pixels"] == 1024
-        *_, numbers = client.predict("bag", 0, 2, False, api_name="/sagan_generate")
-        assert numbers["classes"] == ["bag", "bag"]
+def test_an_export_without_a_discriminator_answers_in_words(client, sagan_without_d):  # noqa: F811
+    with pytest.raises(AppError, match="This SAGAN export holds no discriminator"):
+        judge(client, "bag", 0, 2, False, 0, tab.GENERATED, 0, 16, 16)
+    _shown, _picture, words, info, *_files = knock(client, "bag", 0, 2, False, 1, 16, 16)  # the generator's
+    assert "Knocking out" in words and info["pixels"] == 1024
+    *_, numbers = client.predict("bag", 0, 2, False, api_name="/sagan_generate")
+    assert numbers["classes"] == ["bag", "bag"]
 
 
 @pytest.mark.parametrize("args, message", [
