@@ -59,3 +59,12 @@ def test_a_short_soak_run(tmp_path):
     assert len(rows) >= 6 and all(float(r["rss_mb"]) > 50 for r in rows)
     assert sum(int(r["calls"]) for r in rows) >= 10
     assert (tmp_path / "soak.png").stat().st_size > 10_000
+
+
+def test_rss_is_judged_only_on_runs_long_enough_to_settle():
+    """RSS still settles minutes after the warm-up: a short run's rise is not called a leak; a long run's is."""
+    rows = [dict(t_min=m, rss_mb=800.0 + 20 * m, fds=40, threads=20, tmp_mb=1.0, p50_s=0.2, cache_mb=10.0)
+            for m in range(0, 31, 3)]
+    short = [dict(r, t_min=r["t_min"] / 6) for r in rows]  # the same rise squeezed into 5 minutes
+    assert not any("rss_mb" in p for p in soak.judge(short, run_s=300, max_cache_mb=2048))
+    assert any("rss_mb keeps growing" in p for p in soak.judge(rows, run_s=1800, max_cache_mb=2048))
