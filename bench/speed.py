@@ -1,8 +1,8 @@
-"""How fast the app answers, against the targets of issue 11, with torch on 2 threads.
+"""How fast the app answers on this 2-core machine, against the targets of issue 11.
 
-    python bench/speed.py                          # launches the app, 5 repeats, sampler batches 1, 4, 16
+    python bench/speed.py                          # launches the app as served, 5 repeats, sampler batches 1, 4, 16
     python bench/speed.py --repeats 1 --batches 1 --json runs/speed.json
-    python bench/speed.py --threads 1              # the thread count the app pins when served (app.py)
+    python bench/speed.py --threads 2              # two intra-op threads per request instead of the app's one
 
 Through gradio_client, against ``python app.py --device cpu`` launched on a free port (the time until its page
 answers is the cold start):
@@ -21,8 +21,14 @@ Then, directly through the library in this process (the app stopped): the Image 
 (``model.sample``) in images/second at each ``--batches`` size, beside an estimate of the FLOPs it does per image
 and the rate that makes (see ``sampler_flops`` for how they are counted).
 
-The app's process gets ``--threads`` intra-op threads: app.py pins one (demo.common.pin_threads(1) in build_app);
-the bench starts it through ``--serve``, which makes that call pin ``--threads`` instead and changes nothing else.
+By default the app runs as it is served: app.py pins one intra-op thread per request
+(demo.common.pin_threads(1) in build_app), so a 2-core machine serves two requests side by side and Gradio's
+own work (encoding pictures, sending files) keeps a core. ``--threads N`` starts it through ``--serve`` instead,
+which makes that call pin N and changes nothing else, to see what more threads per request would do. On this
+machine two are slower, not faster, whenever anything else runs: the Image Transformer's cached sampler makes
+~800 tiny steps per image and each hands work to a second OpenMP thread that is often not on a core (measured
+beside two one-thread trainings, load average 3-4: four local-2D samples 1.85 s with one thread, 2.89 s with two;
+the sampler alone at batch 1, 0.76 s against 23 s). The sampler part below uses the same thread count.
 Timings on a shared machine vary with its load; the JSON records the load average next to them.
 """
 from __future__ import annotations
@@ -64,7 +70,7 @@ def serve(threads: int, app_argv: list[str]) -> None:
     from demo import common
 
     pin = common.pin_threads
-    common.pin_threads = lambda count=1: pin(threads)
+    common.pin_threads = lambda count=common.SERVED_THREADS: pin(threads)
     import app
 
     app.main(app_argv)
@@ -294,7 +300,9 @@ def main(argv=None) -> dict | None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--repeats", type=int, default=5, help="timed calls of each workload after the warm-up")
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads, in the app and here (default 2)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads per request in the app, and for the sampler here (default: the "
+                        "app's own, 1)")
     p.add_argument("--batches", type=batch_sizes, nargs="+", default=[[1, 4, 16]],
                    help="sampler batch sizes (1 4 16 or 1,4,16)")
     p.add_argument("--device", default="cpu", help="where the models run (app and sampler)")
@@ -307,6 +315,11 @@ def main(argv=None) -> dict | None:
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
     args.batches = [b for group in args.batches for b in group]
+    if args.threads is None:
+        sys.path.insert(0, str(ROOT))
+        from demo.common import SERVED_THREADS  # the app as served: its own count, no override
+
+        args.threads = SERVED_THREADS
     if args.repeats < 1 or args.threads < 1 or not args.batches or min(args.batches) < 1:
         p.error("--repeats, --threads and --batches must be at least 1")
 

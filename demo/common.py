@@ -256,7 +256,10 @@ def override_model(name: str, model) -> Iterator[Any]:
 _threads_pinned = False
 
 
-def pin_threads(count: int = 1) -> None:
+SERVED_THREADS = 1  # intra-op threads per request in the served app (layout.build_app pins them)
+
+
+def pin_threads(count: int = SERVED_THREADS) -> None:
     """Run every request with ``count`` intra-op threads, from now on. One suits a server: requests already run
     side by side, and the Image Transformer's hundreds of tiny sampling steps are many times slower with more."""
     global _threads_pinned

@@ -27,7 +27,7 @@ def build_app(device: str = "auto") -> gr.Blocks:
     common.output_folder()
     # Every request with one intra-op thread, set once here: a per-request change is process-wide in PyTorch and
     # made concurrent answers differ from the same call made alone (see common.pin_threads).
-    common.pin_threads(1)
+    common.pin_threads(common.SERVED_THREADS)
     with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as app:
         gr.Markdown(INTRO)
         with gr.Tab("Captioning", id="captioning"):

@@ -22,7 +22,8 @@ the whole tag net):
 
 Validation: ``--eval-items`` canvases of ``--val-holdout`` Fashion-MNIST *training* items that are held out from
 pretraining, so the accuracy says how well the features generalise to items the encoder never saw without
-touching the test set (``python -m attn_models.captioning.evaluate`` reports the test-item accuracy).
+touching the test set (``python -m attn_models.captioning.evaluate_encoder EXPORT`` reports the accuracy on every
+Fashion-MNIST *test* item).
 """
 from __future__ import annotations
 
@@ -77,15 +78,17 @@ def cell_targets(offsets: torch.Tensor, labels: torch.Tensor, background: int, g
 
 
 def item_canvases(rng: np.random.Generator, images, labels, n: int, size: int, flip: bool = False,
-                  with_offsets: bool = False):
+                  with_offsets: bool = False, every_item: bool = False):
     """n canvases of size x size, each one tinted item at a random offset: (x, colour ids, class ids).
     With ``flip``, half the items are mirrored left-right (drawn after the other draws, so the
-    canvases without ``flip`` stay as they were)."""
+    canvases without ``flip`` stay as they were). ``every_item``: each of ``images`` once, in order (n is ignored),
+    instead of n drawn with replacement."""
     if size < ITEM:
         raise ValueError(f"--pretrain-canvas must be >= {ITEM}")
+    n = len(images) if every_item else n
     x = np.zeros((n, size, size, 3), np.uint8)
     cols = rng.integers(0, len(COLOURS), size=n)
-    picks = rng.integers(0, len(images), size=n)
+    picks = np.arange(n) if every_item else rng.integers(0, len(images), size=n)
     offs = rng.integers(0, size - ITEM + 1, size=(n, 2))
     mirror = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
     for i in range(n):

@@ -11,6 +11,8 @@ from safetensors.torch import load_file
 from attn_models.captioning import pretrain, train
 from attn_models.captioning.model import ShowAttendTell
 from attn_models.data.captions import SPECIALS, KarpathyCaptions, build_vocab
+from attn_models.data.fashion_mnist import load_fashion_mnist
+from attn_models.data.scenes import COLOURS
 from attn_models.hub import build_and_load
 from tests.training_checks import assert_exact_resume, checkpoint_tensors, launch_two_processes
 
@@ -232,3 +234,31 @@ def test_train_on_karpathy_json(tmp_path, karpathy_fixture):
     m = ShowAttendTell.from_pretrained(tmp_path / "w").eval()
     assert "dog" in m.vocab and m.grid_hw == (4, 4)
     assert m.caption(Image.open(root / "train2014" / "img0.png"), max_len=4).alphas.shape[1:] == (4, 4)
+
+
+def test_every_item_canvases_hold_each_item_once_with_its_label():
+    images = np.stack([np.full((28, 28), 10 * (i + 1), np.uint8) for i in range(5)])
+    labels = np.array([3, 1, 4, 1, 5])
+    x, _, cls = pretrain.item_canvases(np.random.default_rng(0), images, labels, 99, 32, every_item=True)
+    assert x.shape[0] == 5 and cls.tolist() == labels.tolist()
+    # each canvas holds its own item: the brightest channel's maximum is that item's grey level, tinted
+    assert torch.unique(x.flatten(1).amax(1)).numel() > 1
+
+
+def test_encoder_evaluation_reports_test_and_validation_accuracy(stages, tmp_path):
+    from attn_models.captioning import evaluate_encoder
+
+    out = evaluate_encoder.main([str(stages / "enc-w"), "--limit", "40", "--json", str(tmp_path / "e.json")])
+    assert out["test_items"] == 40 and 0 <= out["test_class_acc"] <= 1 and 0 <= out["val_class_acc"] <= 1
+    assert json.loads((tmp_path / "e.json").read_text())["test_class_acc"] == out["test_class_acc"]
+    # a tag net that always answers class 3 scores the share of 3s among the test items' labels
+    net, config = evaluate_encoder.load_tag_net(stages / "enc-w")
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+        net.head.bias[len(COLOURS) + int(net.background) + 3] = 1.0  # class logits follow the colour ones
+    always3 = evaluate_encoder.test_item_metrics(net, config["pretrain_canvas"], 0, 40)
+    _, labels = load_fashion_mnist("test")
+    assert always3["test_class_acc"] == pytest.approx(float(np.mean(labels[:40] == 3)))
+    with pytest.raises(SystemExit, match="not a pretrain export"):
+        evaluate_encoder.main([str(tmp_path)])
