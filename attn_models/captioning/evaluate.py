@@ -10,6 +10,7 @@ test set draws its random cells with seed ``--faithfulness-seed`` + i. It takes 
 
     python -m attn_models.captioning.evaluate sat-soft-fashion-scenes --json metrics.json [--faithfulness]
     python -m attn_models.captioning.evaluate weights/my-run [--limit 200] [--beam-size 3] [--figure attention.png]
+    python -m attn_models.captioning.evaluate weights/my-run --validation --limit 1000   # to choose between models
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import torch
 
 from attn_models.captioning import faithfulness as faith
 from attn_models.captioning.metrics import attention_correctness, corpus_bleu, uniform_baseline
-from attn_models.data.scenes import TEST_SIZE, Scene, fixed_test_set, object_recall
+from attn_models.captioning.train import VAL_SEED
+from attn_models.data.scenes import TEST_SIZE, Scene, fashion_scenes, fixed_test_set, object_recall
 from attn_models.registry import load_name_or_folder
 
 
@@ -76,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="registry name (e.g. sat-soft-fashion-scenes) or a weights folder")
     p.add_argument("--limit", type=int, default=TEST_SIZE, help=f"first N test scenes (default all {TEST_SIZE})")
+    p.add_argument("--validation", action="store_true",
+                   help="the validation scenes instead (training images, the seed the training script validates "
+                        "on): for choosing between models without looking at the test set")
     p.add_argument("--beam-size", type=int, default=3)
     p.add_argument("--max-len", type=int, default=20)
     p.add_argument("--device", default="cpu")
@@ -99,11 +104,13 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     model = load_name_or_folder(args.name, "captioning", args.device)
     t0 = time.time()
-    metrics = evaluate(model, fixed_test_set(args.limit), args.beam_size, args.max_len,
+    scenes = fashion_scenes("train", args.limit, VAL_SEED) if args.validation else fixed_test_set(args.limit)
+    metrics = evaluate(model, scenes, args.beam_size, args.max_len,
                        faithfulness_draws=args.faithfulness_draws if args.faithfulness else None,
                        faithfulness_seed=args.faithfulness_seed)
     argv = sys.argv[1:] if argv is None else argv
-    metrics.update(model=args.name, attention=model.attention_kind, seconds=round(time.time() - t0, 1),
+    metrics.update(model=args.name, attention=model.attention_kind, split="validation" if args.validation else "test",
+                   seconds=round(time.time() - t0, 1),
                    command="python -m attn_models.captioning.evaluate " + shlex.join(argv))
     print(json.dumps(metrics, indent=2))
     if args.json:

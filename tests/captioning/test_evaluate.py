@@ -7,7 +7,7 @@ from attn_models.captioning import evaluate
 from attn_models.captioning.model import ShowAttendTell
 
 KEYS = ["bleu1", "bleu2", "bleu3", "bleu4", "object_recall", "attention_correctness", "uniform_baseline",
-        "object_words", "scenes", "beam_size", "exact_match", "model", "attention", "seconds", "command"]
+        "object_words", "scenes", "beam_size", "exact_match", "model", "attention", "split", "seconds", "command"]
 
 
 def test_evaluate_writes_the_metrics_json(tmp_path, fashion_mnist):
@@ -18,9 +18,29 @@ def test_evaluate_writes_the_metrics_json(tmp_path, fashion_mnist):
                    "--json", str(tmp_path / "m.json"), "--figure", str(tmp_path / "f.png"), "--figure-scenes", "1"])
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert list(metrics) == KEYS and metrics["scenes"] == 3 and metrics["attention"] == "hard"
+    assert metrics["split"] == "test"
     assert metrics["command"].startswith("python -m attn_models.captioning.evaluate ")
     assert "--limit 3" in metrics["command"]
     assert all(0 <= metrics[k] <= 1 for k in KEYS[:4]) and (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_validation_flag_scores_the_training_scripts_validation_scenes(tmp_path, fashion_mnist, monkeypatch):
+    """--validation: the scenes the decoder's training validates on (training images), never the test set."""
+    from attn_models.captioning.train import VAL_SEED
+    from attn_models.data.scenes import fashion_scenes, fixed_test_set
+
+    ShowAttendTell(encoder_channels=8, encoder_widths=(4, 6, 8), embed_dim=8, hidden_dim=16,
+                   attn_dim=8).eval().save_pretrained(tmp_path / "w")
+    seen = []
+    real = evaluate.evaluate
+    monkeypatch.setattr(evaluate, "evaluate", lambda model, scenes, *a, **k: seen.append(scenes) or real(
+        model, scenes, *a, **k))
+    evaluate.main([str(tmp_path / "w"), "--validation", "--limit", "2", "--beam-size", "1", "--max-len", "3",
+                   "--json", str(tmp_path / "m.json")])
+    assert json.loads((tmp_path / "m.json").read_text())["split"] == "validation"
+    want = fashion_scenes("train", 2, VAL_SEED)
+    assert [s.captions for s in seen[0]] == [s.captions for s in want]
+    assert (seen[0][0].image == want[0].image).all() and not (seen[0][0].image == fixed_test_set(1)[0].image).all()
 
 
 FAITH_KEYS = ["faithfulness_" + k for k in (
