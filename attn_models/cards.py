@@ -67,6 +67,9 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("object words scored", "object_words", "{:,}"),
         Metric("test scenes", "scenes", "{:,}"),
         Metric("beam size", "beam_size", "{}"),
+        # evaluate --encoder-eval only: the frozen encoder alone, on every Fashion-MNIST test item
+        Metric("encoder class accuracy, single test items", "encoder_test_class_acc", bar=(GE, 0.935),
+               optional=True),
         # evaluate --faithfulness only
         Metric("occlusion: log-prob drop, attended cells hidden", "faithfulness_drop_attended",
                spread="faithfulness_drop_attended_std", optional=True),

@@ -19,6 +19,7 @@ import json
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,6 +74,22 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
     return out
 
 
+def encoder_numbers(model, eval_json: str) -> dict:
+    """The frozen encoder's single-item accuracies (``encoder_*``) from an ``evaluate_encoder`` JSON, after checking
+    that the export it measured holds exactly this model's encoder."""
+    from safetensors.torch import load_file
+
+    from attn_models.captioning.pretrain import encoder_file
+
+    ev = json.loads(Path(eval_json).read_text())
+    exported = load_file(str(encoder_file(ev["export"])))
+    mine = model.encoder.state_dict()
+    if exported.keys() != mine.keys() or any(not torch.equal(exported[k], mine[k].cpu()) for k in mine):
+        raise SystemExit(f"--encoder-eval {eval_json}: {ev['export']} holds another encoder than this model's")
+    return {f"encoder_{k}": ev[k] for k in ("test_class_acc", "test_colour_acc", "test_items", "val_class_acc")} | {
+        "encoder_export": ev["export"]}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m attn_models.captioning.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -86,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", help="also write the metrics to this file")
+    p.add_argument("--encoder-eval", help="the JSON of attn_models.captioning.evaluate_encoder for the encoder this "
+                   "model froze (its export folder must hold the same encoder weights): adds its item accuracies")
     p.add_argument("--figure", help="also draw per-word attention for the first --figure-scenes test scenes")
     p.add_argument("--figure-scenes", type=int, default=3)
     p.add_argument("--faithfulness", action="store_true",
@@ -112,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     metrics.update(model=args.name, attention=model.attention_kind, split="validation" if args.validation else "test",
                    seconds=round(time.time() - t0, 1),
                    command="python -m attn_models.captioning.evaluate " + shlex.join(argv))
+    if args.encoder_eval:
+        metrics.update(encoder_numbers(model, args.encoder_eval))
     print(json.dumps(metrics, indent=2))
     if args.json:
         with open(args.json, "w") as f:

@@ -262,3 +262,21 @@ def test_encoder_evaluation_reports_test_and_validation_accuracy(stages, tmp_pat
     assert always3["test_class_acc"] == pytest.approx(float(np.mean(labels[:40] == 3)))
     with pytest.raises(SystemExit, match="not a pretrain export"):
         evaluate_encoder.main([str(tmp_path)])
+
+
+def test_caption_metrics_carry_their_encoders_item_accuracy_only_for_that_encoder(stages, tmp_path):
+    from attn_models.captioning import evaluate, evaluate_encoder
+
+    evaluate_encoder.main([str(stages / "enc-w"), "--limit", "20", "--json", str(tmp_path / "enc.json")])
+    evaluate.main([str(stages / "w"), "--limit", "1", "--beam-size", "1", "--max-len", "3",
+                   "--encoder-eval", str(tmp_path / "enc.json"), "--json", str(tmp_path / "m.json")])
+    m = json.loads((tmp_path / "m.json").read_text())
+    enc = json.loads((tmp_path / "enc.json").read_text())
+    assert m["encoder_test_class_acc"] == enc["test_class_acc"] and m["encoder_test_items"] == 20
+    # another encoder (the same shape, other weights) is refused
+    pretrain.main([*TINY_ENC, "--max-steps", "1", "--seed", "5", "--no-progress", "--run-dir", str(tmp_path / "e"),
+                   "--export", str(tmp_path / "other")])
+    evaluate_encoder.main([str(tmp_path / "other"), "--limit", "20", "--json", str(tmp_path / "other.json")])
+    with pytest.raises(SystemExit, match="another encoder"):
+        evaluate.main([str(stages / "w"), "--limit", "1", "--beam-size", "1", "--max-len", "3",
+                       "--encoder-eval", str(tmp_path / "other.json")])
