@@ -450,7 +450,7 @@ def _delta(m: Metric, new: dict, old: dict | None, sub: str | None = None) -> st
 
 def _bar(m: Metric, new: dict, name: str) -> str:
     bar = m.bar.get(name) if isinstance(m.bar, dict) else m.bar
-    if bar is None:
+    if bar is None or new.get(m.key) is None:  # no bar, or an optional row this JSON lacks
         return ""
     op, level = bar
     value = new[m.key]
