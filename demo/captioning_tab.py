@@ -450,20 +450,19 @@ BEAM_HEADERS = ["rank", "caption", "score (log-prob per token)", "log-prob", "en
 
 @handler
 def caption_beams(image, attention="soft", beam_size=3, smooth_maps=True, device: str | None = None):
-    """Every hypothesis the beam search finished (best first) with its score, words and per-word maps."""
+    """Every hypothesis the beam search finished (best first) with its score, words and per-word maps: the table, the
+    raw numbers, downloads (the PNG is the picture the tab shows: a strip of word maps per hypothesis)."""
     kind, beam, pil, model = checked_request(image, attention, beam_size, device)
     smooth = bool(smooth_maps)
     with user_errors("The model could not caption this image"):
         beams = _run_beams(model, pil, beam)
     base = display_image(np.asarray(pil), THUMB)
-    rows, gallery, sheets = [], [], []
+    rows, sheets = [], []
     for rank, b in enumerate(beams, 1):
         text = " ".join(b.words) or "(empty)"
         rows.append([rank, text, round(b.score, 4), round(b.log_prob, 4), bool(b.ended)])
         label = f"#{rank}  score {b.score:.3f}  (log-prob {b.log_prob:.2f}): {text}"
-        strip = word_strip(base, b.words, b.alphas, smooth)
-        gallery.append((strip, label))
-        sheets.append(with_header(strip, label))
+        sheets.append(with_header(word_strip(base, b.words, b.alphas, smooth), label))
     grid_hw = list(model.grid_hw)
     raw = {"model": MODEL_NAMES[kind], "attention": kind, "beam_size": beam, "grid_hw": grid_hw,
            "hypotheses": [{"rank": r, "words": b.words, "score": b.score, "log_prob": b.log_prob, "ended": b.ended,
@@ -477,8 +476,7 @@ def caption_beams(image, attention="soft", beam_size=3, smooth_maps=True, device
                "alphas": {str(r): b.alphas for r, b in enumerate(beams, 1)},
                "betas": {str(r): b.betas for r, b in enumerate(beams, 1)}}
     picture = render.sheet(sheets, columns=1)
-    return (pd.DataFrame(rows, columns=BEAM_HEADERS), gallery, raw, render.save_image(picture),
-            *render.save_numbers(numbers))
+    return pd.DataFrame(rows, columns=BEAM_HEADERS), raw, render.save_image(picture), *render.save_numbers(numbers)
 
 
 def _blank(size: tuple[int, int]) -> np.ndarray:
@@ -672,9 +670,10 @@ def build(device: str) -> None:
                 beams_btn = gr.Button("Show every hypothesis", variant="primary", elem_id="cap-beams-run")
                 beams_table = gr.Dataframe(headers=BEAM_HEADERS, label="Hypotheses, best first", interactive=False,
                                            elem_id="cap-beams-table")
-                beams_gallery = gr.Gallery(label="Each hypothesis's words and maps", columns=1, height="auto",
-                                           allow_preview=False, interactive=False, object_fit="contain",
-                                           elem_id="cap-beams-gallery")
+                # The PNG download, shown (common.show_downloads). No label badge: it would cover the first
+                # hypothesis's header (rank, score, caption) along the top of the picture.
+                beams_picture = gr.Image(label="Each hypothesis's words and maps, best first", show_label=False,
+                                         interactive=False, elem_id="cap-beams-picture")
                 beams_exports = common.export_buttons("cap-beams-export", NUMBER_EXPORTS)
                 with gr.Accordion("Raw output (every hypothesis: words, score, log-prob, α maps, β)", open=False):
                     beams_raw = gr.JSON(label="Hypotheses", elem_id="cap-beams-raw")
@@ -728,10 +727,12 @@ def build(device: str) -> None:
     word_pick.input(enlarged_view, [state, word_pick], large, api_visibility="private")
     sheet.select(select_from_sheet, state, [large, word_pick], api_visibility="private")
     # The views below run only when asked (their buttons): the tab's arrival stays one caption.
-    beams_btn.click(caption_beams, inputs, [beams_table, beams_gallery, beams_raw, *beams_exports],
-                    api_name="caption_beams", preprocess=False,
-                    api_description="Every hypothesis of the beam search, best first: its score, log-prob, words and "
-                                    "per-word attention maps.")
+    common.show_downloads(
+        beams_btn.click(caption_beams, inputs, [beams_table, beams_raw, *beams_exports], api_name="caption_beams",
+                        preprocess=False,
+                        api_description="Every hypothesis of the beam search, best first: its score, log-prob, words "
+                                        "and per-word attention maps."),
+        beams_exports[:1], [beams_picture])
     compare_btn.click(compare_soft_hard, [image_in, beam, smooth], [compare_picture, compare_note, compare_raw],
                       preprocess=False, api_visibility="private")
     faith_btn.click(caption_faithfulness, [image_in, kind, beam, draws, seed],

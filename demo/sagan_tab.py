@@ -286,7 +286,7 @@ TEST_IMAGES = common.TEST_IMAGES
 PAD = (IMAGE - 28) // 2  # Fashion-MNIST's 28x28 images padded with black to 32x32, as in training
 NO_DISCRIMINATOR = ("This SAGAN export holds no discriminator (it was exported before D was kept), so D's attention "
                     "and verdict cannot be shown; the generator's views still work.")
-JUDGED_OUTPUTS = 7  # discriminator_attention's outputs: image, overlay, verdict, numbers, PNG, NPZ, JSON
+JUDGED_OUTPUTS = 6  # discriminator_attention's outputs: image, verdict, numbers, PNG (the overlay shown), NPZ, JSON
 CHANGED = 1  # a pixel counts as changed by a knock-out when it moved by more than this many grey levels
 DIFF_CMAP = "RdBu_r"  # diverging: blue = darker after the knock-out, white = unchanged, red = brighter
 
@@ -331,7 +331,8 @@ def verdict_text(info: dict) -> str:
 @handler
 def discriminator_attention(class_name, seed, count, attention_off, index, source, test_index, y, x):
     """The discriminator's attention of query pixel (y, x) on generated image ``index`` (source "generated image")
-    or on Fashion-MNIST test image ``test_index`` (source "Fashion-MNIST test image"), and D's verdict."""
+    or on Fashion-MNIST test image ``test_index`` (source "Fashion-MNIST test image"), and D's verdict: the image
+    judged (enlarged), the verdict, its numbers, downloads (the PNG is the overlay the tab shows)."""
     model = common.get_model(MODEL_NAME)
     if not model.has_discriminator:
         raise gr.Error(NO_DISCRIMINATOR)
@@ -349,8 +350,7 @@ def discriminator_attention(class_name, seed, count, attention_off, index, sourc
             "gammas": {f"{res}x{res}": g for res, g in judged.gammas.items()}, "attention": attn.round(6).tolist()}
     overlay = draw(image, attn, y, x)
     data = {**info, "image": image, "query_attention": attn, "attention": judged.attention[0]}
-    return (render.enlarge(image, VIEW), overlay, verdict_text(info), info, render.save_image(overlay),
-            *render.save_numbers(data))
+    return render.enlarge(image, VIEW), verdict_text(info), info, render.save_image(overlay), *render.save_numbers(data)
 
 
 @handler
@@ -551,11 +551,17 @@ def build(device: str) -> None:
     common.on_arrival(arrival, [grid, gammas, selected, index, grid_json, overlay, attn_json, *exports, dependence])
     # The discriminator's view follows the image it judges while it is on screen: a new grid, another pick.
     judging = [*spec, index, source, test_index]
-    judged_outputs = [d_image, d_overlay, verdict, d_json, *d_exports]
-    gen_btn.click(
+    # D's overlay is its PNG download, shown by copying it in the browser (judged, below).
+    judged_outputs = [d_image, verdict, d_json, *d_exports]
+
+    def judged(event):
+        """D's overlay (the PNG download) on screen after ``event``."""
+        return common.show_downloads(event, d_exports[:1], [d_overlay])
+
+    judged(gen_btn.click(
         generate, spec, [grid, gammas, selected, index, grid_json], api_name="sagan_generate",
         api_description="Generate images of a class with the SAGAN and list each attention layer's gamma.").then(
-        judged_if_shown, [network, *judging, d_qy, d_qx], judged_outputs, api_visibility="private")
+        judged_if_shown, [network, *judging, d_qy, d_qx], judged_outputs, api_visibility="private"))
 
     def shown(event):
         """The overlay (the PNG download) on screen and the numbers in words beside it, after ``event``."""
@@ -568,22 +574,22 @@ def build(device: str) -> None:
                          api_description="Attention map of query pixel (y, x) of a generated image over the key "
                                          "grid."))
     shown(selected.select(on_click, [*spec, index], [attn_json, *exports, qy, qx], api_visibility="private"))
-    shown(grid.select(on_grid_click, [*spec, qy, qx], [selected, index, attn_json, *exports, qy, qx],
-                      api_visibility="private")).then(
-        judged_if_shown, [network, *judging, d_qy, d_qx], judged_outputs, api_visibility="private")
+    judged(shown(grid.select(on_grid_click, [*spec, qy, qx], [selected, index, attn_json, *exports, qy, qx],
+                             api_visibility="private")).then(
+        judged_if_shown, [network, *judging, d_qy, d_qx], judged_outputs, api_visibility="private"))
     ko_btn.click(knockout, [*spec, index, qy, qx], [ko_image, ko_diff, ko_size, ko_json, *ko_exports],
                  api_name="sagan_knockout",
                  api_description="A generated image made again with one query's attention output set to zero, and "
                                  "the difference.")
-    network.change(show_network, network, [g_view, d_view], api_visibility="private").then(
-        judged_if_shown, [network, *judging, d_qy, d_qx], judged_outputs, api_visibility="private")
-    d_show_btn.click(discriminator_attention, [*judging, d_qy, d_qx], judged_outputs,
-                     api_name="sagan_discriminator_attention",
-                     api_description="The discriminator's attention map of query pixel (y, x) on a generated or a "
-                                     "real image, and its verdict.")
+    judged(network.change(show_network, network, [g_view, d_view], api_visibility="private").then(
+        judged_if_shown, [network, *judging, d_qy, d_qx], judged_outputs, api_visibility="private"))
+    judged(d_show_btn.click(discriminator_attention, [*judging, d_qy, d_qx], judged_outputs,
+                            api_name="sagan_discriminator_attention",
+                            api_description="The discriminator's attention map of query pixel (y, x) on a generated "
+                                            "or a real image, and its verdict."))
     for changed in (source.input, test_index.submit):
-        changed(discriminator_attention, [*judging, d_qy, d_qx], judged_outputs, api_visibility="private")
-    d_image.select(on_judged_click, judging, [*judged_outputs, d_qy, d_qx], api_visibility="private")
+        judged(changed(discriminator_attention, [*judging, d_qy, d_qx], judged_outputs, api_visibility="private"))
+    judged(d_image.select(on_judged_click, judging, [*judged_outputs, d_qy, d_qx], api_visibility="private"))
     sweep_btn.click(sweep, [*spec, index, fps], sweep_out, api_name="sagan_sweep",
                     api_description="GIF of the query walking over a generated image, its attention map following.")
     interp_btn.click(interpolate, [interp_class, seed_a, seed_b, steps, attention_off], interp_out,

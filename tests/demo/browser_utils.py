@@ -1,24 +1,21 @@
-"""Reusable headless-Chromium harness for browser tests of the app (Playwright, system Chromium only).
+"""Reusable helpers for headless-Chromium tests of the app (Playwright, system Chromium only).
 
-Use from a test module:
+Use from a test module (the ``browser`` and ``page`` fixtures come from tests/demo/conftest.py):
 
-    from tests.demo.browser_utils import browser, page, open_tab, click_image, screenshot  # noqa: F401  (fixtures)
+    from tests.demo import browser_utils as ui
 
     @pytest.mark.browser
     def test_my_tab(page, tmp_path):
-        open_tab(page, "Self-attention GAN")
+        ui.open_tab(page, "Self-attention GAN")
         ...
-        screenshot(page, tmp_path, "sagan")
+        ui.screenshot(page, tmp_path, "sagan")
 
-``page`` is a fresh tab on the launched app (``app_url`` from conftest.py), already loaded. Playwright never
-downloads a browser here: it drives the system Chromium given by conftest's ``chromium_path``.
+``page`` is a fresh tab on the launched app (``app_url`` from tests/conftest.py), already loaded. Playwright never
+downloads a browser here: conftest's ``browser`` drives the system Chromium given by ``chromium_path``.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-import pytest
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -26,34 +23,6 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
 TIMEOUT_MS = 60_000  # the CPU is shared; Gradio events can queue behind other work
-
-
-# Module scope, not session: each test module imports this fixture, which gives it its own definition, and
-# two live sync_playwright() instances in one thread fail ("Sync API inside the asyncio loop").
-@pytest.fixture(scope="module")
-def browser(chromium_path):
-    # Never let Playwright fetch its own browser build.
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser, app_url):
-    """A new page on the app, loaded, with console errors collected in ``page.console_errors``."""
-    context = browser.new_context(viewport=VIEWPORT)
-    pg = context.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    pg.console_errors = []
-    pg.on("console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None)
-    pg.goto(app_url, wait_until="domcontentloaded")
-    pg.wait_for_selector(".gradio-container", state="visible")
-    pg.wait_for_selector("button[role='tab']", state="visible")
-    yield pg
-    context.close()
 
 
 def open_tab(page, name: str) -> None:
@@ -105,6 +74,13 @@ def click_image_pixel(page, elem_id: str, x: float, y: float) -> None:
     page.mouse.click(left + (x + 0.5) * scale, top + (y + 0.5) * scale)
 
 
+def wait_for_text(page, selector: str, needle: str) -> str:
+    """Wait until the element ``selector`` shows ``needle`` in its text; return that text."""
+    page.wait_for_function("([sel, needle]) => (document.querySelector(sel) || {}).innerText?.includes(needle)",
+                           arg=[selector, needle], timeout=TIMEOUT_MS)
+    return page.locator(selector).inner_text()
+
+
 def wait_for_image_change(page, elem_id: str, old_src: str, timeout_ms: int = TIMEOUT_MS) -> str:
     """Wait until the image of ``elem_id`` shows a different file than ``old_src``; return the new src."""
     page.wait_for_function(
@@ -113,6 +89,13 @@ def wait_for_image_change(page, elem_id: str, old_src: str, timeout_ms: int = TI
         arg=[elem_id, old_src], timeout=timeout_ms,
     )
     return image_src(page, elem_id)
+
+
+def download_url(page, button_id: str) -> str:
+    """The URL of the file that the download button ``button_id`` holds (it is clicked: the browser downloads it)."""
+    with page.expect_download() as download:
+        page.locator(f"#{button_id}").click()
+    return download.value.url
 
 
 def wait_for_images_loaded(page, selector: str, count: int | None = None, timeout_ms: int = TIMEOUT_MS) -> int:

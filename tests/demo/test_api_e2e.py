@@ -106,9 +106,9 @@ def check_choice(endpoint: str, name: str, value, result) -> None:
     if endpoint in ("/sagan_generate",) and name == "class_name" and not value.startswith("mixed"):
         assert set(result[4]["classes"]) == {value}
     if endpoint == "/sagan_discriminator_attention" and name == "source":
-        assert result[3]["source"] == value
+        assert result[2]["source"] == value
     if endpoint == "/sagan_discriminator_attention" and name == "class_name" and not value.startswith("mixed"):
-        assert result[3]["class_name"] == value  # the generated image D judges is of that class
+        assert result[2]["class_name"] == value  # the generated image D judges is of that class
 
 
 def test_readme_shows_a_gradio_client_call_for_every_public_endpoint():

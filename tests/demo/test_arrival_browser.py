@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
-    browser,
-    open_tab,
-    page,
-    screenshot,
-    wait_for_images_loaded,
-)
+from tests.demo import browser_utils as ui
 
 pytestmark = pytest.mark.browser
 
@@ -27,37 +21,38 @@ def text_of(page, selector: str) -> str:
 
 
 def test_captioning_opens_with_a_captioned_scene(page, tmp_path):
-    open_tab(page, "Captioning")
+    ui.open_tab(page, "Captioning")
     words = text_of(page, "#cap-caption textarea").split()
     assert len(words) >= 2
-    wait_for_images_loaded(page, "#cap-sheet img, #cap-large img, #cap-animation img", count=3, timeout_ms=ARRIVAL_MS)
+    ui.wait_for_images_loaded(page, "#cap-sheet img, #cap-large img, #cap-animation img", count=3,
+                              timeout_ms=ARRIVAL_MS)
     sheet = page.locator("#cap-sheet img").first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
     assert sheet[0] > sheet[1]  # the word maps side by side
     assert "Ground truth known" in text_of(page, "#cap-note")
     assert page.locator("#cap-words input:checked").get_attribute("value") == "0"
-    screenshot(page, tmp_path, "captioning-arrival")
+    ui.screenshot(page, tmp_path, "captioning-arrival")
 
 
 def test_sagan_opens_with_a_grid_and_a_pixels_map(page, tmp_path):
-    open_tab(page, "Self-attention GAN")
-    wait_for_images_loaded(page, "#sagan-grid img, #sagan-selected img, #sagan-overlay img", count=3,
-                           timeout_ms=ARRIVAL_MS)
+    ui.open_tab(page, "Self-attention GAN")
+    ui.wait_for_images_loaded(page, "#sagan-grid img, #sagan-selected img, #sagan-overlay img", count=3,
+                              timeout_ms=ARRIVAL_MS)
     assert "Query dependence" in text_of(page, "#sagan-dependence")  # the clicked query's JS divergence
-    screenshot(page, tmp_path, "sagan-arrival")
+    ui.screenshot(page, tmp_path, "sagan-arrival")
 
 
 def test_image_transformer_opens_with_samples_and_an_inspection(page, tmp_path):
-    open_tab(page, "Image Transformer")
-    wait_for_images_loaded(page, "#imt-samples img, #imt-fig3 img, #imt-attention img", count=3,
-                           timeout_ms=ARRIVAL_MS)
+    ui.open_tab(page, "Image Transformer")
+    ui.wait_for_images_loaded(page, "#imt-samples img, #imt-fig3 img, #imt-attention img", count=3,
+                              timeout_ms=ARRIVAL_MS)
     samples = page.locator("#imt-samples img").first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
     assert samples[0] > 3 * samples[1]  # the four samples side by side
     assert "may attend" in text_of(page, "#imt-inspect-text")
     assert "Done" in text_of(page, "#imt-sample-status")
-    screenshot(page, tmp_path, "imt-arrival")
+    ui.screenshot(page, tmp_path, "imt-arrival")
 
 
 def test_explorer_opens_with_a_pattern(page):
-    open_tab(page, "Attention explorer")
-    wait_for_images_loaded(page, "#explorer-visibility img, #explorer-order img", count=2, timeout_ms=ARRIVAL_MS)
+    ui.open_tab(page, "Attention explorer")
+    ui.wait_for_images_loaded(page, "#explorer-visibility img, #explorer-order img", count=2, timeout_ms=ARRIVAL_MS)
     assert "may attend" in text_of(page, "#explorer-summary")

@@ -5,16 +5,7 @@ from __future__ import annotations
 import pytest
 
 from demo import captioning_tab as tab
-from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
-    browser,
-    click_image_pixel,
-    image_src,
-    open_tab,
-    page,
-    screenshot,
-    wait_for_image_change,
-    wait_for_images_loaded,
-)
+from tests.demo import browser_utils as ui
 from tests.demo.test_captioning_tab import tab_model  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
@@ -27,17 +18,17 @@ def caption_text(page) -> str:
 
 
 def test_captioning_tab_in_the_browser(page, tab_model, tmp_path):  # noqa: F811
-    open_tab(page, "Captioning")
+    ui.open_tab(page, "Captioning")
     assert page.get_by_text("trained on").first.is_visible()  # the Fashion-Scenes notice
     # The tab arrives showing the last example. Pick the first one (another scene) and wait until the sheet
     # shows its maps: clicking on the arrival's sheet while the new caption is on its way would be lost when
     # the new results replace it.
-    wait_for_images_loaded(page, "#cap-sheet img, #cap-animation img", count=2)  # the arrival's maps
-    arrival_sheet, arrival_animation = image_src(page, "cap-sheet"), image_src(page, "cap-animation")
+    ui.wait_for_images_loaded(page, "#cap-sheet img, #cap-animation img", count=2)  # the arrival's maps
+    arrival_sheet, arrival_animation = ui.image_src(page, "cap-sheet"), ui.image_src(page, "cap-animation")
     examples = page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button")
     examples.first.click()
-    wait_for_image_change(page, "cap-sheet", arrival_sheet)  # the PNG download, shown
-    wait_for_image_change(page, "cap-animation", arrival_animation)  # the GIF download, shown
+    ui.wait_for_image_change(page, "cap-sheet", arrival_sheet)  # the PNG download, shown
+    ui.wait_for_image_change(page, "cap-animation", arrival_animation)  # the GIF download, shown
     caption = caption_text(page)
     words = caption.split()
     # the example scenes are 96x96: panels VIEW_SIZE wide, the word under each, in rows of SHEET_COLUMNS
@@ -52,18 +43,18 @@ def test_captioning_tab_in_the_browser(page, tab_model, tmp_path):  # noqa: F811
         page.locator("#cap-correctness").wait_for(state="visible")
 
     # clicking a word's map on the sheet shows it large and selects the word
-    old = image_src(page, "cap-large")
+    old = ui.image_src(page, "cap-large")
     row, col = divmod(len(words) - 1, tab.SHEET_COLUMNS)
-    click_image_pixel(page, "cap-sheet", col * (panel_w + GAP) + panel_w // 2, row * (panel_h + GAP) + panel_h // 2)
-    wait_for_image_change(page, "cap-large", old)
+    ui.click_image_pixel(page, "cap-sheet", col * (panel_w + GAP) + panel_w // 2, row * (panel_h + GAP) + panel_h // 2)
+    ui.wait_for_image_change(page, "cap-large", old)
     checked = page.locator("#cap-words input:checked")
     assert checked.count() == 1 and checked.get_attribute("value") == str(len(words) - 1)
     # ... and so does picking a word
-    old = image_src(page, "cap-large")
+    old = ui.image_src(page, "cap-large")
     page.locator("#cap-words label").first.click()
-    wait_for_image_change(page, "cap-large", old)
+    ui.wait_for_image_change(page, "cap-large", old)
     assert page.locator("#cap-words input:checked").get_attribute("value") == "0"
-    screenshot(page, tmp_path, "captioning")
+    ui.screenshot(page, tmp_path, "captioning")
 
     # a broken upload gives a visible error message and the tab keeps working
     bad = tmp_path / "broken.png"
@@ -74,4 +65,4 @@ def test_captioning_tab_in_the_browser(page, tab_model, tmp_path):  # noqa: F811
     page.locator("#cap-random").click()
     page.wait_for_function("() => (document.querySelector('#cap-note') || {}).innerText?.includes('seed')")
     assert caption_text(page)
-    screenshot(page, tmp_path, "captioning_random")
+    ui.screenshot(page, tmp_path, "captioning_random")

@@ -9,16 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
-    TIMEOUT_MS,
-    browser,
-    image_src,
-    open_tab,
-    page,
-    screenshot,
-    wait_for_image_change,
-    wait_for_images_loaded,
-)
+from demo import captioning_tab as tab
+from tests.demo import browser_utils as ui
 
 pytestmark = pytest.mark.browser
 
@@ -27,11 +19,11 @@ ARRIVAL_MS = 120_000  # the first page load may wait for the start-up computatio
 
 def arrival_caption(page) -> str:
     """Open the tab and wait for the arrival example's caption and maps: the image the views will use."""
-    open_tab(page, "Captioning")
+    ui.open_tab(page, "Captioning")
     page.wait_for_function("() => (document.querySelector('#cap-caption textarea') || {}).value?.trim().length > 0",
                            timeout=ARRIVAL_MS)
     caption = page.locator("#cap-caption textarea").input_value()
-    wait_for_images_loaded(page, "#cap-sheet img", count=1, timeout_ms=ARRIVAL_MS)
+    ui.wait_for_images_loaded(page, "#cap-sheet img", count=1, timeout_ms=ARRIVAL_MS)
     return caption
 
 
@@ -46,28 +38,21 @@ def open_view(page, name: str) -> None:
         ".some(t => t.textContent.trim() === name && t.getAttribute('aria-selected') === 'true')", arg=name)
 
 
-def wait_for_text(page, selector: str, needle: str) -> str:
-    page.wait_for_function("([sel, needle]) => (document.querySelector(sel) || {}).innerText?.includes(needle)",
-                           arg=[selector, needle], timeout=TIMEOUT_MS)
-    return page.locator(selector).inner_text()
-
-
 def test_every_beam_view(page, tmp_path):
     caption = arrival_caption(page)
     open_view(page, "Every beam")
-    assert page.locator("#cap-beams-gallery img").count() == 0  # nothing computed on arrival
+    assert page.locator("#cap-beams-picture img").count() == 0  # nothing computed on arrival
     page.locator("#cap-beams-run").click()
-    table = wait_for_text(page, "#cap-beams-table", caption)  # the best hypothesis is the caption above
+    table = ui.wait_for_text(page, "#cap-beams-table", caption)  # the best hypothesis is the caption above
     assert "score" in table
-    # the gallery loads its images lazily: the first one, in view, has loaded
-    first = page.locator("#cap-beams-gallery img").first
-    first.scroll_into_view_if_needed()
-    wait_for_images_loaded(page, "#cap-beams-gallery .gallery-item:first-child img", count=1)
-    n = page.locator("#cap-beams-gallery img").count()
+    n = page.locator("#cap-beams-table tbody tr").count()
     assert 1 <= n <= 3  # at most the beam size (3)
-    assert page.locator("#cap-beams-gallery").get_by_text("#1  score", exact=False).first.is_visible()
-    page.locator("#cap-beams-export-png").wait_for(state="visible")
-    screenshot(page, tmp_path, "captioning-beams")
+    # one picture: each hypothesis's strip of word maps under its header, best first; it is the PNG download
+    ui.wait_for_images_loaded(page, "#cap-beams-picture img", count=1)
+    assert ui.image_src(page, "cap-beams-picture") == ui.download_url(page, "cap-beams-export-png")
+    width, height = page.locator("#cap-beams-picture img").first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert height > n * tab.THUMB and width >= tab.THUMB
+    ui.screenshot(page, tmp_path, "captioning-beams")
 
 
 def test_soft_vs_hard_view(page, tmp_path):
@@ -75,10 +60,10 @@ def test_soft_vs_hard_view(page, tmp_path):
     open_view(page, "Soft vs hard")
     page.locator("#cap-compare-run").click()
     page.locator("#cap-compare-picture img").wait_for(state="visible")
-    wait_for_images_loaded(page, "#cap-compare-picture img", count=1)
-    note = wait_for_text(page, "#cap-compare-note", "hard")
+    ui.wait_for_images_loaded(page, "#cap-compare-picture img", count=1)
+    note = ui.wait_for_text(page, "#cap-compare-note", "hard")
     assert "soft" in note and "Columns pair the words" in note
-    screenshot(page, tmp_path, "captioning-soft-vs-hard")
+    ui.screenshot(page, tmp_path, "captioning-soft-vs-hard")
 
 
 def test_faithfulness_view(page, tmp_path):
@@ -86,18 +71,18 @@ def test_faithfulness_view(page, tmp_path):
     open_view(page, "Faithfulness")
     assert page.locator("#cap-faith-picture img").count() == 0  # nothing computed on arrival
     page.locator("#cap-faith-run").click()
-    note = wait_for_text(page, "#cap-faith-note", "Caption:")
+    note = ui.wait_for_text(page, "#cap-faith-note", "Caption:")
     if "no colour or class word" in note:  # (an untrained stand-in model may name nothing)
         return
     assert "nats" in note and "seed 0" in note
-    first = image_src(page, "cap-faith-picture")
-    wait_for_images_loaded(page, "#cap-faith-picture img", count=1)
+    first = ui.image_src(page, "cap-faith-picture")
+    ui.wait_for_images_loaded(page, "#cap-faith-picture img", count=1)
     assert "drop: attended cells" in page.locator("#cap-faith-table").inner_text()
     # another seed draws other random cells: wait for the new picture before looking at it
     seed = page.locator("#cap-faith-seed input")
     seed.fill("7")
     seed.press("Enter")
     page.locator("#cap-faith-run").click()
-    wait_for_text(page, "#cap-faith-note", "seed 7")
-    wait_for_image_change(page, "cap-faith-picture", first)
-    screenshot(page, tmp_path, "captioning-faithfulness")
+    ui.wait_for_text(page, "#cap-faith-note", "seed 7")
+    ui.wait_for_image_change(page, "cap-faith-picture", first)
+    ui.screenshot(page, tmp_path, "captioning-faithfulness")

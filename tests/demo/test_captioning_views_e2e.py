@@ -43,6 +43,9 @@ def test_endpoints_are_documented_with_the_values_they_accept(client):
         kinds = next(p for p in info["parameters"] if p["parameter_name"] == "attention")
         assert kinds["type"].get("enum") == ["soft", "hard"] and kinds["parameter_default"] == "soft"
         assert all(not re.fullmatch(r"value_\d+", r["label"]) for r in info["returns"])
+    # every beam's picture is returned once, as its PNG download (the tab copies it into the view in the browser)
+    assert [r["label"] for r in api["/caption_beams"]["returns"]] == [
+        "Hypotheses, best first", "Hypotheses", "PNG picture", "NPZ numbers", "JSON numbers"]
     defaults = {p["parameter_name"]: p["parameter_default"] for p in api["/caption_faithfulness"]["parameters"][1:]}
     assert defaults == {"attention": "soft", "beam_size": 3, "random_draws": 5, "seed": 0}
 
@@ -61,14 +64,14 @@ def test_documented_defaults_and_choices_are_accepted(app_url, client, tab_model
         assert len(result) == len(api[name]["returns"])
         for p in params:
             for value in p["type"].get("enum", []):
-                raw = quiet.submit(**{**args, p["parameter_name"]: value}, api_name=name).result(timeout=300)[2:4]
+                raw = quiet.submit(**{**args, p["parameter_name"]: value}, api_name=name).result(timeout=300)[1:4]
                 assert any(isinstance(r, dict) and r.get("attention") == value for r in raw), (name, value)
 
 
 @pytest.mark.parametrize("kind", ["soft", "hard"])
 def test_every_beam_through_the_app_is_the_librarys(client, tab_model, kind):  # noqa: F811
     path = tab.example_paths()[-1]
-    table, gallery, raw, png, npz_path, js = beams(client, path, kind, 3)
+    table, raw, png, npz_path, js = beams(client, path, kind, 3)
     ref = tab_model[kind].caption_beams(Image.open(path).convert("RGB"), beam_size=3, max_len=tab.MAX_LEN)
     best = tab_model[kind].caption(Image.open(path).convert("RGB"), beam_size=3, max_len=tab.MAX_LEN)
     hyps = raw["hypotheses"]
@@ -82,10 +85,17 @@ def test_every_beam_through_the_app_is_the_librarys(client, tab_model, kind):  #
         assert np.allclose(alphas.sum(axis=(1, 2)), 1, atol=1e-4)
     assert table["headers"] == tab.BEAM_HEADERS
     assert [r[1] for r in table["data"]] == [" ".join(b.words) or "(empty)" for b in ref]
-    assert len(gallery) == len(ref) and all(g["caption"].startswith(f"#{r}  score") for r, g in enumerate(gallery, 1))
-    # downloads: the picture and the numbers, one entry per hypothesis
+    # downloads: the picture (the one the tab shows: each hypothesis's strip of word maps under its header, best
+    # first), and the numbers, one entry per hypothesis
+    base = tab.display_image(np.asarray(Image.open(path).convert("RGB")), tab.THUMB)
+    expected = tab.render.sheet([tab.with_header(tab.word_strip(base, b.words, b.alphas, True),
+                                                 f"#{r}  score {b.score:.3f}  (log-prob {b.log_prob:.2f}): "
+                                                 f"{' '.join(b.words) or '(empty)'}") for r, b in enumerate(ref, 1)],
+                                columns=1)
     with Image.open(png) as im:
-        assert im.format == "PNG" and im.height > im.width / 20
+        assert im.format == "PNG" and im.size == (expected.shape[1], expected.shape[0])
+        # the maps are the library's alphas to 1e-6 through the app: a grey level or two may differ
+        assert np.abs(np.asarray(im.convert("RGB")).astype(int) - expected).max() <= 2
     numbers = npz(npz_path)
     np.testing.assert_allclose(numbers["scores"], scores, atol=1e-9)
     for r, b in enumerate(ref, 1):
@@ -133,7 +143,7 @@ def test_faithfulness_through_the_app_is_the_librarys(client, tab_model, kind): 
 def test_the_views_take_an_uploaded_photo(client, tab_model, tmp_path):  # noqa: F811
     path = tmp_path / "photo.jpg"
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (120, 200, 3), dtype=np.uint8)).save(path)
-    raw = beams(client, str(path), "hard", 2)[2]
+    raw = beams(client, str(path), "hard", 2)[1]
     assert 1 <= len(raw["hypotheses"]) <= 2
     raw = faith(client, str(path), "soft", 1, 2, 3)[3]
     assert len(raw["background"]) == 3 and raw["words"]
@@ -178,7 +188,7 @@ def test_bad_beams_input_is_a_clear_error_and_the_server_keeps_serving(client, t
     with pytest.raises(AppError) as err:
         beams(client, str(path), **kw)
     assert re.search(message, str(err.value)), str(err.value)
-    raw = beams(client, tab.example_paths()[0], beam=2)[2]  # still serving
+    raw = beams(client, tab.example_paths()[0], beam=2)[1]  # still serving
     assert 1 <= len(raw["hypotheses"]) <= 2
 
 

@@ -9,17 +9,7 @@ import pytest
 from PIL import Image
 
 from demo import image_transformer_tab as tab
-from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
-    browser,
-    click_image,
-    click_image_pixel,
-    image_src,
-    open_tab,
-    page,
-    screenshot,
-    wait_for_image_change,
-    wait_for_images_loaded,
-)
+from tests.demo import browser_utils as ui
 from tests.demo.test_image_transformer_tab import SIZE, is_unknown, sheet_images, tiny_models  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -65,7 +55,7 @@ def sheet_size(count: int) -> list[int]:
 
 
 def test_image_transformer_tab_streams_and_inspects(page, tiny_models, tmp_path):  # noqa: F811
-    open_tab(page, "Image Transformer")
+    ui.open_tab(page, "Image Transformer")
     # The tab opens with finished samples ("Done"): wait for them, then record only what this sampling shows.
     page.wait_for_function("() => document.querySelector('#imt-sample-status').innerText.includes('Done')",
                            timeout=120_000)
@@ -87,22 +77,22 @@ def test_image_transformer_tab_streams_and_inspects(page, tiny_models, tmp_path)
     first = pictures[1]
     assert any(is_unknown(cells).any() for cells in shown_images(page, first, 4)), "no partial picture was shown"
     for _ in range(100):
-        wait_for_images_loaded(page, "#imt-samples img", 1)
-        if not any(is_unknown(cells).any() for cells in shown_images(page, image_src(page, "imt-samples"), 4)):
+        ui.wait_for_images_loaded(page, "#imt-samples img", 1)
+        if not any(is_unknown(cells).any() for cells in shown_images(page, ui.image_src(page, "imt-samples"), 4)):
             break
         page.wait_for_timeout(100)
     else:
         raise AssertionError("the finished samples were not shown")
     assert picture_size(page, "imt-samples") == sheet_size(4)
 
-    old = image_src(page, "imt-fig3")
-    click_image_pixel(page, "imt-samples", *cell_centre(1))  # choose a sample to inspect
-    wait_for_image_change(page, "imt-fig3", old)
+    old = ui.image_src(page, "imt-fig3")
+    ui.click_image_pixel(page, "imt-samples", *cell_centre(1))  # choose a sample to inspect
+    ui.wait_for_image_change(page, "imt-fig3", old)
     page.locator("#imt-fig3 img").wait_for(state="visible")
     page.locator("#imt-attention img").wait_for(state="visible")
-    old = image_src(page, "imt-fig3")
-    click_image(page, "imt-fig3", 0.3, 0.6)
-    wait_for_image_change(page, "imt-fig3", old)
+    old = ui.image_src(page, "imt-fig3")
+    ui.click_image(page, "imt-fig3", 0.3, 0.6)
+    ui.wait_for_image_change(page, "imt-fig3", old)
     # 12x12 tiny model: 30% across and 60% down is row 7, column 3.
     page.wait_for_function("() => document.querySelector('#imt-inspect-text').innerText.includes('row 7, column 3')")
     text = page.locator("#imt-inspect-text").inner_text()
@@ -110,13 +100,13 @@ def test_image_transformer_tab_streams_and_inspects(page, tiny_models, tmp_path)
 
     page.get_by_role("button", name="Animate the generation order").click()
     page.locator("#imt-animation img").wait_for(state="visible")
-    assert ".gif" in image_src(page, "imt-animation")
-    wait_for_images_loaded(page, "#imt-fig3 img, #imt-attention img, #imt-animation img", 3)
-    screenshot(page, tmp_path, "image_transformer")
+    assert ".gif" in ui.image_src(page, "imt-animation")
+    ui.wait_for_images_loaded(page, "#imt-fig3 img, #imt-attention img, #imt-animation img", 3)
+    ui.screenshot(page, tmp_path, "image_transformer")
 
 
 def test_image_transformer_tab_completes_a_test_image(page, tiny_models, fashion_mnist, tmp_path):  # noqa: F811
-    open_tab(page, "Image Transformer")
+    ui.open_tab(page, "Image Transformer")
     page.get_by_role("tab", name="Complete", exact=True).click()
     page.get_by_label("Fashion-MNIST test image #").fill("3")
     page.locator("#imt-pick-btn").click()
@@ -126,8 +116,8 @@ def test_image_transformer_tab_completes_a_test_image(page, tiny_models, fashion
     page.locator("#imt-complete-btn").click()
     page.wait_for_function("() => document.querySelector('#imt-complete-status').innerText.includes('Kept')")
     # kept, original, 4 completions on one picture: the PNG download, shown
-    wait_for_images_loaded(page, "#imt-completions img", 1)
+    ui.wait_for_images_loaded(page, "#imt-completions img", 1)
     assert picture_size(page, "imt-completions") == sheet_size(2 + 4)
     status = page.locator("#imt-complete-status").inner_text()
     assert "resized from 168x168" in status  # the test image is shown 6x (168 px); the tiny model is 12x12
-    screenshot(page, tmp_path, "image_transformer_complete")
+    ui.screenshot(page, tmp_path, "image_transformer_complete")

@@ -11,17 +11,7 @@ import pytest
 from PIL import Image
 
 from demo import image_transformer_tab as tab
-from tests.demo.browser_utils import (  # noqa: F401  (browser, page: fixtures)
-    browser,
-    click_image,
-    click_image_pixel,
-    image_src,
-    open_tab,
-    page,
-    screenshot,
-    wait_for_image_change,
-    wait_for_images_loaded,
-)
+from tests.demo import browser_utils as ui
 from tests.demo.test_image_transformer_tab import SIZE, sheet_images, tiny_models  # noqa: F401  (fixture)
 from tests.demo.test_image_transformer_tab_browser import cell_centre
 
@@ -67,12 +57,12 @@ def hidden_count(status: str) -> int:
 def shown_cells(page, count: int) -> list[np.ndarray]:
     """The ``count`` images of the picture of the drawing, the original and the completions as the browser got it,
     one colour per grid cell each."""
-    body = page.request.get(image_src(page, "imt-mask-completions")).body()
+    body = page.request.get(ui.image_src(page, "imt-mask-completions")).body()
     return sheet_images(np.asarray(Image.open(io.BytesIO(body)).convert("RGB")), count)
 
 
 def test_paint_a_mask_complete_it_and_inspect_a_completion(page, tiny_models, tmp_path):  # noqa: F811
-    open_tab(page, "Image Transformer")
+    ui.open_tab(page, "Image Transformer")
     page.get_by_role("tab", name="Your own drawing", exact=True).click()
     # The page-load event puts the example picture in the editor and the hint in the status, together.
     page.wait_for_function("([s, hint]) => document.querySelector(s).innerText.includes(hint)",
@@ -90,7 +80,7 @@ def test_paint_a_mask_complete_it_and_inspect_a_completion(page, tiny_models, tm
     page.wait_for_function("s => /Hid \\d+ of/.test(document.querySelector(s).innerText)", arg=STATUS,
                            timeout=120_000)
     status = text_of(page, STATUS)
-    wait_for_images_loaded(page, "#imt-mask-completions img", 1)
+    ui.wait_for_images_loaded(page, "#imt-mask-completions img", 1)
     drawing = (shown_cells(page, 2 + 4)[0] == tab.UNKNOWN).all(-1)
     assert hidden_count(status) == int(drawing.sum())
     assert drawing[1, 3:9].all(), drawing.astype(int)  # the stroke across row 1 (12% down)
@@ -100,13 +90,13 @@ def test_paint_a_mask_complete_it_and_inspect_a_completion(page, tiny_models, tm
     page.locator("#imt-head-stats").get_by_text("entropy (bits)").first.wait_for(state="visible")
 
     # 3. Inspect a completion: the grid of every head appears, and a painted pixel says what it could not see.
-    click_image_pixel(page, "imt-mask-completions", *cell_centre(2))
+    ui.click_image_pixel(page, "imt-mask-completions", *cell_centre(2))
     page.wait_for_function("() => /was (hidden|visible)/.test(document.querySelector('#imt-query-note').innerText)")
-    old_grid = image_src(page, "imt-head-grid")
-    click_image(page, "imt-fig3", (6 + 0.5) / SIZE, (1 + 0.5) / SIZE)  # row 1, column 6: under the stroke
-    wait_for_image_change(page, "imt-head-grid", old_grid)
+    old_grid = ui.image_src(page, "imt-head-grid")
+    ui.click_image(page, "imt-fig3", (6 + 0.5) / SIZE, (1 + 0.5) / SIZE)  # row 1, column 6: under the stroke
+    ui.wait_for_image_change(page, "imt-head-grid", old_grid)
     page.wait_for_function("() => /row 1, column 6/i.test(document.querySelector('#imt-query-note').innerText)")
     note = text_of(page, "#imt-query-note")
     assert "hidden" in note and "could not see" in note
-    wait_for_images_loaded(page, "#imt-head-grid img, #imt-fig3 img, #imt-unseen img", 3)
-    screenshot(page, tmp_path, "image_transformer_drawing")
+    ui.wait_for_images_loaded(page, "#imt-head-grid img, #imt-fig3 img, #imt-unseen img", 3)
+    ui.screenshot(page, tmp_path, "image_transformer_drawing")

@@ -3,14 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.demo.browser_utils import (  # noqa: F401  (fixtures)
-    browser,
-    image_src,
-    open_tab,
-    page,
-    screenshot,
-    wait_for_image_change,
-)
+from tests.demo import browser_utils as ui
 from tests.demo.test_inductive_bias_tab import bias_models  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
@@ -29,13 +22,13 @@ def table_rows(page) -> int:
 
 
 def test_inductive_bias_tab_in_the_browser(page, bias_models, tmp_path):  # noqa: F811
-    open_tab(page, "Inductive biases")
+    ui.open_tab(page, "Inductive biases")
     page.get_by_text("translation equivariance").first.wait_for(state="visible")
-    old = image_src(page, "bias-sheet")  # the arrival's comparison
+    old = ui.image_src(page, "bias-sheet")  # the arrival's comparison
     set_slider(page, "bias-dy", -2)
     set_slider(page, "bias-dx", 4)
     page.locator("#bias-run").click()
-    wait_for_image_change(page, "bias-sheet", old)
+    ui.wait_for_image_change(page, "bias-sheet", old)
     page.wait_for_function("() => (document.querySelector('#bias-reading') || {}).innerText?.includes('(-2, +4)')")
     assert table_rows(page) == 4
     for label in ("CNN", "attention, relative positions"):
@@ -48,7 +41,7 @@ def test_inductive_bias_tab_in_the_browser(page, bias_models, tmp_path):  # noqa
     if "Not measured yet" not in summary:
         for plot in ("bias-accuracy-plot", "bias-error-plot", "bias-bpd-plot"):
             page.locator(f"#{plot} canvas, #{plot} svg").first.wait_for(state="visible")
-    screenshot(page, tmp_path, "inductive_bias")
+    ui.screenshot(page, tmp_path, "inductive_bias")
 
     # a bad number typed into the API-facing field gives a visible message and the tab keeps working
     page.locator("#bias-index input").fill("123456")

@@ -187,12 +187,10 @@ def padded_test_image(fashion_mnist, k: int) -> tuple[np.ndarray, int]:
 
 
 def test_discriminator_on_a_generated_image_is_the_librarys(sagan_with_d):
-    image, overlay, verdict, info, png, npz, js = tab.discriminator_attention("coat", 4, 5, False, 3,
-                                                                              tab.GENERATED, 0, 9, 26)
+    image, verdict, info, png, npz, js = tab.discriminator_attention("coat", 4, 5, False, 3, tab.GENERATED, 0, 9, 26)
     generated = sagan_with_d.generate([4] * 4, seed=4)
     ref = sagan_with_d.discriminate(generated.images[3:4], [4])
     np.testing.assert_array_equal(image, tab.render.enlarge(generated.images[3], tab.VIEW))
-    assert overlay.shape == (tab.VIEW, tab.VIEW, 3)
     assert info["query_cell"] == [4, 13] and info["query_hw"] == [16, 16] and info["key_hw"] == [8, 8]
     row = ref.attention[0, 4 * 16 + 13].reshape(8, 8)
     np.testing.assert_allclose(np.array(info["attention"]), row, atol=1e-5)
@@ -207,19 +205,22 @@ def test_discriminator_on_a_generated_image_is_the_librarys(sagan_with_d):
     assert arrays["query_hw"].tolist() == [16, 16] and arrays["key_hw"].tolist() == [8, 8]
     assert float(arrays["score"]) == pytest.approx(info["score"]) and "gammas/16x16" in arrays
     assert data["score"] == pytest.approx(info["score"]) and data["source"] == tab.GENERATED and data["seed"] == 4
-    with Image.open(png) as im:
-        assert im.format == "PNG" and im.size == (tab.VIEW, tab.VIEW)
+    with Image.open(png) as im:  # the overlay the tab shows
+        assert im.format == "PNG"
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), tab.draw(generated.images[3], row, 9, 26))
 
 
 def test_discriminator_on_a_real_test_image(sagan_with_d, fashion_mnist):
-    image, _overlay, verdict, info, *_files = tab.discriminator_attention(tab.MIXED, 0, 1, False, 0, tab.REAL, 17,
-                                                                         31, 0)
+    image, verdict, info, png, *_numbers = tab.discriminator_attention(tab.MIXED, 0, 1, False, 0, tab.REAL, 17, 31, 0)
     real, label = padded_test_image(fashion_mnist, 17)
     ref = sagan_with_d.discriminate(real[None], [label])
     np.testing.assert_array_equal(image, tab.render.enlarge(real, tab.VIEW))
     assert info["test_index"] == 17 and info["label"] == label and info["source"] == tab.REAL
     assert info["score"] == pytest.approx(float(ref.scores[0]), abs=1e-5)
-    np.testing.assert_allclose(np.array(info["attention"]), ref.attention[0, 15 * 16].reshape(8, 8), atol=1e-5)
+    row = ref.attention[0, 15 * 16].reshape(8, 8)
+    np.testing.assert_allclose(np.array(info["attention"]), row, atol=1e-5)
+    with Image.open(png) as im:  # the overlay the tab shows
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), tab.draw(real, row, 31, 0))
     assert "test image #17" in verdict and f"**{CLASS_NAMES[label]}** (its true label)" in verdict
 
 
@@ -227,11 +228,11 @@ def test_a_click_on_the_judged_image_and_the_network_switch(sagan_with_d):
     s = tab.VIEW // 32
     evt = gr.SelectData(None, {"index": [20 * s + 1, 5 * s + 1], "value": None})  # [x, y] in displayed pixels
     *out, y, x = tab.on_judged_click("bag", 1, 2, False, 1, tab.GENERATED, 0, evt)
-    assert (y, x) == (5, 20) and out[3]["query_pixel"] == [5, 20] and len(out) == tab.JUDGED_OUTPUTS
+    assert (y, x) == (5, 20) and out[2]["query_pixel"] == [5, 20] and len(out) == tab.JUDGED_OUTPUTS
     assert all(isinstance(v, type(gr.skip())) for v in tab.judged_if_shown(tab.GENERATOR, "bag", 1, 2, False, 1,
                                                                           tab.GENERATED, 0, 5, 20))
     shown = tab.judged_if_shown(tab.DISCRIMINATOR, "bag", 1, 2, False, 1, tab.GENERATED, 0, 5, 20)
-    assert shown[3]["score"] == out[3]["score"]
+    assert len(shown) == tab.JUDGED_OUTPUTS and shown[2]["score"] == out[2]["score"]
     g_view, d_view = tab.show_network(tab.DISCRIMINATOR)
     assert not g_view.visible and d_view.visible
 
@@ -294,7 +295,7 @@ def test_missing_test_images_are_a_clear_error(sagan_with_d, monkeypatch):
     monkeypatch.setattr(attn_models.data, "load_fashion_mnist", absent)
     with pytest.raises(gr.Error, match="Fashion-MNIST test images are not available here.*not found"):
         tab.discriminator_attention("bag", 0, 1, False, 0, tab.REAL, 3, 16, 16)
-    assert tab.discriminator_attention("bag", 0, 1, False, 0, tab.GENERATED, 3, 16, 16)[3]["source"] == tab.GENERATED
+    assert tab.discriminator_attention("bag", 0, 1, False, 0, tab.GENERATED, 3, 16, 16)[2]["source"] == tab.GENERATED
 
 
 @pytest.mark.parametrize("args, message", [

@@ -39,12 +39,16 @@ def test_endpoints_are_documented_with_the_values_they_accept(client):
         assert info["description"].strip() and "\n" not in info["description"].strip()
         assert all(not re.fullmatch(r"value_\d+", r["label"]) for r in info["returns"])
         assert [r["label"] for r in info["returns"][-3:]] == ["PNG picture", "NPZ numbers", "JSON numbers"]
+    # D's overlay is returned once, as its PNG download (the tab copies it into the view in the browser)
+    assert [r["label"] for r in api["/sagan_discriminator_attention"]["returns"]] == [
+        "Image the discriminator judges: click a pixel", "Discriminator's verdict", "Discriminator's answer",
+        "PNG picture", "NPZ numbers", "JSON numbers"]
     source = api["/sagan_discriminator_attention"]["parameters"][5]
     assert source["type"].get("enum") == tab.SOURCES and source["parameter_default"] == tab.GENERATED
 
 
 def test_discriminator_on_a_generated_image_through_the_app_is_the_librarys(client, sagan_with_d):  # noqa: F811
-    _image, overlay, verdict, info, png, npz, js = judge(client, "dress", 6, 4, False, 2, tab.GENERATED, 0, 12, 30)
+    image, verdict, info, png, npz, js = judge(client, "dress", 6, 4, False, 2, tab.GENERATED, 0, 12, 30)
     generated = sagan_with_d.generate([3] * 3, seed=6)
     ref = sagan_with_d.discriminate(generated.images[2:3], [3])
     row = ref.attention[0, 6 * 16 + 15].reshape(8, 8)
@@ -52,10 +56,12 @@ def test_discriminator_on_a_generated_image_through_the_app_is_the_librarys(clie
     np.testing.assert_allclose(np.array(info["attention"]), row, atol=1e-5)
     assert info["score"] == pytest.approx(float(ref.scores[0]), abs=1e-5)
     assert f"{info['score']:+.3f}" in verdict and info["leans"] in verdict and "generated image #2" in verdict
-    with Image.open(overlay) as im:
-        assert im.size == (tab.VIEW, tab.VIEW)
-    with Image.open(png) as im:
+    with Image.open(image) as im:  # the image D judges, enlarged: the one to click
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")),
+                                      tab.render.enlarge(generated.images[2], tab.VIEW))
+    with Image.open(png) as im:  # the overlay the tab shows (the answer holds it once: as this download)
         assert im.format == "PNG"
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), tab.draw(generated.images[2], row, 12, 30))
     arrays, data = numbers_of(npz, js)
     np.testing.assert_allclose(arrays["attention"], ref.attention[0], atol=1e-6)
     np.testing.assert_allclose(arrays["query_attention"], row, atol=1e-6)
@@ -65,7 +71,7 @@ def test_discriminator_on_a_generated_image_through_the_app_is_the_librarys(clie
 
 
 def test_discriminator_on_a_real_image_through_the_app(client, sagan_with_d, fashion_mnist):  # noqa: F811
-    _image, _overlay, verdict, info, _png, npz, _js = judge(client, "bag", 0, 8, False, 0, tab.REAL, 4321, 0, 31)
+    _image, verdict, info, _png, npz, _js = judge(client, "bag", 0, 8, False, 0, tab.REAL, 4321, 0, 31)
     real, label = padded_test_image(fashion_mnist, 4321)
     ref = sagan_with_d.discriminate(real[None], [label])
     assert info["test_index"] == 4321 and info["label"] == label and "test image #4321" in verdict
@@ -115,7 +121,7 @@ def test_bad_discriminator_input_through_the_app(client, sagan_with_d, args, mes
     with pytest.raises(AppError) as err:
         judge(client, *args)
     assert re.search(message, str(err.value)), str(err.value)
-    assert judge(client, "bag", 0, 1, False, 0, tab.GENERATED, 0, 16, 16)[3]["label"] == 8  # still serving
+    assert judge(client, "bag", 0, 1, False, 0, tab.GENERATED, 0, 16, 16)[2]["label"] == 8  # still serving
 
 
 @pytest.mark.parametrize("args, message", [
