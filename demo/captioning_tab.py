@@ -561,7 +561,9 @@ def faithfulness_picture(model, pil: Image.Image, result) -> np.ndarray | None:
 @handler
 def caption_faithfulness(image, attention="soft", beam_size=3, random_draws=5, seed=0, device: str | None = None):
     """Per object word of the caption: the log-probability lost when its attended cells are hidden vs as many
-    random cells, and its gradient saliency beside α with their rank correlation."""
+    random cells, and its gradient saliency beside α with their rank correlation: the table, the summary in words,
+    the raw numbers, downloads (the PNG is the picture the tab shows: per word, the attended and random cells hidden,
+    α and saliency; None when the caption has no colour or class word)."""
     from attn_models.captioning.faithfulness import MASS, summary
 
     draws = check_draws(random_draws)
@@ -617,7 +619,7 @@ def caption_faithfulness(image, attention="soft", beam_size=3, random_draws=5, s
                "hidden_cells": {str(w.index): w.hidden_cells for w in tests},
                "random_cells": {str(w.index): w.random_cells for w in tests}}
     png = render.save_image(picture) if picture is not None else None
-    return (picture, pd.DataFrame(rows, columns=FAITH_HEADERS), note, raw, png, *render.save_numbers(numbers))
+    return pd.DataFrame(rows, columns=FAITH_HEADERS), note, raw, png, *render.save_numbers(numbers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -694,6 +696,8 @@ def build(device: str) -> None:
                                      info="of the random cells", elem_id="cap-faith-seed")
                 faith_btn = gr.Button("Test each object word", variant="primary", elem_id="cap-faith-run")
                 faith_note = gr.Markdown(label="Faithfulness summary", show_label=False, elem_id="cap-faith-note")
+                # The PNG download, shown (common.show_downloads). No label badge: it would cover the first
+                # word's header (its drops and ρ) along the top of the picture.
                 faith_picture = gr.Image(
                     label="Per object word: attended cells hidden, random cells hidden, α, saliency",
                     show_label=False, interactive=False, elem_id="cap-faith-picture")
@@ -735,8 +739,10 @@ def build(device: str) -> None:
         beams_exports[:1], [beams_picture])
     compare_btn.click(compare_soft_hard, [image_in, beam, smooth], [compare_picture, compare_note, compare_raw],
                       preprocess=False, api_visibility="private")
-    faith_btn.click(caption_faithfulness, [image_in, kind, beam, draws, seed],
-                    [faith_picture, faith_table, faith_note, faith_raw, *faith_exports],
-                    api_name="caption_faithfulness", preprocess=False,
-                    api_description="Per object word: log-prob drop when its attended cells are hidden vs as many "
-                                    "random cells, and gradient saliency beside its attention map.")
+    common.show_downloads(
+        faith_btn.click(caption_faithfulness, [image_in, kind, beam, draws, seed],
+                        [faith_table, faith_note, faith_raw, *faith_exports], api_name="caption_faithfulness",
+                        preprocess=False,
+                        api_description="Per object word: log-prob drop when its attended cells are hidden vs as "
+                                        "many random cells, and gradient saliency beside its attention map."),
+        faith_exports[:1], [faith_picture])

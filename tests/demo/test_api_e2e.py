@@ -111,6 +111,15 @@ def check_choice(endpoint: str, name: str, value, result) -> None:
         assert result[2]["class_name"] == value  # the generated image D judges is of that class
 
 
+def test_readme_lists_exactly_the_apps_public_endpoints(api):
+    """The README's list of endpoints (above its API section) names each endpoint the app documents, once."""
+    text = (ROOT / "README.md").read_text()
+    listed = text.split("Gradio endpoints (", 1)[1].split("`client.view_api()`", 1)[0]
+    names = [n for n in re.findall(r"`(\w+)`", listed) if n not in ("api_name", "gradio_client")]
+    assert len(names) == len(set(names)), names
+    assert set(names) == {endpoint.lstrip("/") for endpoint in api}
+
+
 def test_readme_shows_a_gradio_client_call_for_every_public_endpoint():
     text = (ROOT / "README.md").read_text()
     section = text.split("## API (gradio_client)", 1)[1].split("\n## ", 1)[0]

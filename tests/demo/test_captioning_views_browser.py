@@ -75,14 +75,20 @@ def test_faithfulness_view(page, tmp_path):
     if "no colour or class word" in note:  # (an untrained stand-in model may name nothing)
         return
     assert "nats" in note and "seed 0" in note
-    first = ui.image_src(page, "cap-faith-picture")
     ui.wait_for_images_loaded(page, "#cap-faith-picture img", count=1)
+    first = ui.image_src(page, "cap-faith-picture")
+    assert first == ui.download_url(page, "cap-faith-export-png")  # the picture shown is the PNG download
     assert "drop: attended cells" in page.locator("#cap-faith-table").inner_text()
+    # one row per tested word: its four panels (attended hidden, random hidden, α, saliency) under its numbers
+    n = page.locator("#cap-faith-table tbody tr").count()
+    width, height = page.locator("#cap-faith-picture img").first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert n >= 1 and height > n * tab.THUMB and width >= 4 * tab.THUMB
     # another seed draws other random cells: wait for the new picture before looking at it
     seed = page.locator("#cap-faith-seed input")
     seed.fill("7")
     seed.press("Enter")
     page.locator("#cap-faith-run").click()
     ui.wait_for_text(page, "#cap-faith-note", "seed 7")
-    ui.wait_for_image_change(page, "cap-faith-picture", first)
+    again = ui.wait_for_image_change(page, "cap-faith-picture", first)
+    assert again == ui.download_url(page, "cap-faith-export-png")
     ui.screenshot(page, tmp_path, "captioning-faithfulness")

@@ -46,6 +46,10 @@ def test_endpoints_are_documented_with_the_values_they_accept(client):
     # every beam's picture is returned once, as its PNG download (the tab copies it into the view in the browser)
     assert [r["label"] for r in api["/caption_beams"]["returns"]] == [
         "Hypotheses, best first", "Hypotheses", "PNG picture", "NPZ numbers", "JSON numbers"]
+    # ... and so is the faithfulness picture
+    assert [r["label"] for r in api["/caption_faithfulness"]["returns"]] == [
+        "Per object word (drops in nats of log-probability)", "Faithfulness summary", "Faithfulness numbers",
+        "PNG picture", "NPZ numbers", "JSON numbers"]
     defaults = {p["parameter_name"]: p["parameter_default"] for p in api["/caption_faithfulness"]["parameters"][1:]}
     assert defaults == {"attention": "soft", "beam_size": 3, "random_draws": 5, "seed": 0}
 
@@ -108,7 +112,11 @@ def test_every_beam_through_the_app_is_the_librarys(client, tab_model, kind):  #
 @pytest.mark.parametrize("kind", ["soft", "hard"])
 def test_faithfulness_through_the_app_is_the_librarys(client, tab_model, kind):  # noqa: F811
     path = tab.example_paths()[-1]
-    picture, table, note, raw, png, npz_path, js = faith(client, path, kind, beam=2, draws=3, seed=5)
+    result = faith(client, path, kind, beam=2, draws=3, seed=5)
+    assert len(result) == 6  # the picture is returned once: as the PNG download, which the tab shows
+    table, note, raw, png, npz_path, js = result
+    assert isinstance(table, dict) and isinstance(note, str) and isinstance(raw, dict)
+    assert all(isinstance(f, str) for f in (npz_path, js))
     image = Image.open(path).convert("RGB")
     ref = fa.faithfulness(tab_model[kind], image, beam_size=2, max_len=tab.MAX_LEN, draws=3, seed=5)
     assert raw["words"] == ref.words and raw["attention"] == kind and raw["seed"] == 5 and raw["draws"] == 3
@@ -125,10 +133,16 @@ def test_faithfulness_through_the_app_is_the_librarys(client, tab_model, kind): 
     assert table["headers"] == tab.FAITH_HEADERS and [r[1] for r in table["data"]] == [t.word for t in ref.tests]
     if ref.tests:
         assert "colour and class words" in note
-        with Image.open(picture) as im:
-            assert im.height >= len(ref.tests) * tab.THUMB
+        # the download is the picture the tab shows: per word, the attended and the random cells hidden, α and
+        # saliency under its numbers
+        expected = tab.faithfulness_picture(tab_model[kind], image, ref)
         with Image.open(png) as im:
-            assert im.format == "PNG"
+            assert im.format == "PNG" and im.size == (expected.shape[1], expected.shape[0])
+            assert im.height >= len(ref.tests) * tab.THUMB
+            # the saliency is the library's to 1e-6 through the app: a grey level or two may differ
+            assert np.abs(np.asarray(im.convert("RGB")).astype(int) - expected).max() <= 2
+    else:
+        assert png is None and tab.NO_OBJECT_WORDS in note  # nothing to picture
     numbers = npz(npz_path)
     assert numbers["words"].tolist() == ref.words and numbers["index"].tolist() == [t.index for t in ref.tests]
     np.testing.assert_allclose(numbers["drop_attended"], [t.drop_attended for t in ref.tests], atol=1e-6)
@@ -145,7 +159,7 @@ def test_the_views_take_an_uploaded_photo(client, tab_model, tmp_path):  # noqa:
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (120, 200, 3), dtype=np.uint8)).save(path)
     raw = beams(client, str(path), "hard", 2)[1]
     assert 1 <= len(raw["hypotheses"]) <= 2
-    raw = faith(client, str(path), "soft", 1, 2, 3)[3]
+    raw = faith(client, str(path), "soft", 1, 2, 3)[2]
     assert len(raw["background"]) == 3 and raw["words"]
 
 
@@ -173,7 +187,7 @@ def test_bad_faithfulness_input_is_a_clear_error_and_the_server_keeps_serving(cl
     with pytest.raises(AppError) as err:
         faith(client, str(path), **kw)
     assert re.search(message, str(err.value)), str(err.value)
-    raw = faith(client, tab.example_paths()[0], beam=1, draws=1)[3]  # still serving
+    raw = faith(client, tab.example_paths()[0], beam=1, draws=1)[2]  # still serving
     assert isinstance(raw["object_words"], list)
 
 

@@ -143,8 +143,9 @@ def test_e2e_bad_input_errors_and_server_keeps_serving(client):
 
 
 # ---------------------------------------------------------------------------------------------
-# Both networks: the discriminator's view and the knock-out. The shipped export predates the discriminator, so
-# these run on a tiny SAGAN that has one (untrained: the views do not depend on the verdict being right).
+# Both networks: the discriminator's view and the knock-out. These run on a tiny SAGAN that has a discriminator (the
+# shipped export has one too; the tiny one is fast, and untrained: the views do not depend on the verdict being
+# right).
 
 
 @functools.lru_cache(maxsize=1)
