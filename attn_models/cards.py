@@ -2,7 +2,7 @@
 
     python -m attn_models.cards NAME --run runs/<run> [--run runs/<next stage> ...] --eval EVAL.json \\
         [--previous OLD_EVAL.json] [--previous-label LABEL] [--compare-run LABEL=RUN_DIR ...] \
-        [--out weights/NAME/README.md]
+        [--step-cost STEP_COST.json] [--out weights/NAME/README.md]
 
 NAME is a registry name; its task picks the metric rows (``METRICS``), the prose and the usage snippet. Each
 ``--run`` is a run directory of the training scaffold (``log.jsonl`` and ``train_info.json``), in the order of
@@ -10,6 +10,9 @@ the chain (captioning: the encoder pretraining run(s), then the decoder run). ``
 task's ``evaluate --json``; ``--previous`` the same JSON of the version shipped before, shown as a second column.
 ``--compare-run`` sets another run's logged validation beside the last run's at the steps both evaluated (an
 ablation at an equal number of steps); the ablation arms of a sagan ``evaluate --arm`` JSON get their own table.
+``--step-cost`` (the JSON of ``bench/sagan_train_step.py``: seconds per training step of the attention arm and of
+the no-attention arm, measured side by side) adds the same comparison at equal wall time: the last run's step S
+beside the compared run's logged validation nearest step S x (attention / none).
 
 Every number in the card is read from those files or from the weights folder's ``config.json``: the commands
 of every invocation, steps, epochs and wall time per machine, the validation numbers, the test metrics. The
@@ -173,10 +176,14 @@ def _sagan_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
     canvas = " (28x28 zero-padded by 2)" if size == 32 and args.get("data", "fashion-mnist") == "fashion-mnist" else ""
     variant = ("*official-code variant*: f, g (C/8) and h (C/2) 1x1 SN convs, keys and values 2x2 max-pooled"
                if cfg["attn_variant"] == "official" else "*paper variant*: f, g, h at C/8, every position a key")
+    role = ("the model behind the *Self-attention GAN* tab" if attn else
+            "trained as the attention ablation (the tab's *attention off* switch skips the trained model's block "
+            "instead)")
     return [f"Class-conditional **Self-Attention GAN** (Zhang et al. 2019) on {size}x{size} Fashion-MNIST{canvas}, "
-            "the model behind the *Self-attention GAN* tab. The weights are the **EMA generator**, BatchNorm "
+            f"{role}. The weights are the **EMA generator**, BatchNorm "
             "statistics re-estimated for its averaged weights"
-            + (", and the **discriminator** as trained (the tab shows its attention and verdicts)."
+            + ((", and the **discriminator** as trained (the tab shows its attention and verdicts)."
+                if cfg["d_attn_res"] else ", and the **discriminator** as trained (without attention, like G).")
                if "d_attn_res" in cfg and cfg["d_attn_res"] is not None else
                "; the discriminator was not kept in this export."), "",
             "## Architecture (config.json)", "",
@@ -684,9 +691,90 @@ ARM_ROWS = {"fid": "FID (classifier features)", "class_consistency": "class cons
             "query_jsd_across_images": "JS divergence, one query in two images (bits)"}
 
 
-def equal_steps_section(run: Run, compared: list[tuple[str, Run]]) -> list[str]:
+STEP_COST_KEYS = ("attention_s_per_step", "none_s_per_step", "ratio", "repeats", "threads", "command")
+EQUAL_TIME_WINDOW = 500  # steps: how far the compared run's nearest validation may lie from S x ratio
+
+
+def read_step_cost(path: Path) -> dict:
+    """The JSON of ``bench/sagan_train_step.py``: both arms' median seconds per training step and their ratio."""
+    cost = read_json(path, "written by `python bench/sagan_train_step.py --json ...`")
+    missing = [k for k in STEP_COST_KEYS if k not in cost]
+    if missing:
+        raise ValueError(f"{path}: missing {', '.join(missing)} (expected the JSON of "
+                         "`python bench/sagan_train_step.py --json ...`)")
+    a, n, ratio = cost["attention_s_per_step"], cost["none_s_per_step"], cost["ratio"]
+    if not all(isinstance(v, int | float) and v > 0 for v in (a, n, ratio)):
+        raise ValueError(f"{path}: attention_s_per_step, none_s_per_step and ratio must be positive numbers")
+    if abs(ratio - a / n) > 1e-6 * ratio:
+        raise ValueError(f"{path}: ratio {ratio} is not attention_s_per_step / none_s_per_step ({a / n})")
+    return cost
+
+
+def _has_no_attention(args: dict) -> bool:
+    """Whether a sagan run's flags (train_info.json's args) turned self-attention off in G and D; flags not
+    recorded count as the task's default (attention at 16x16)."""
+    g, d = (args["attn_res"],) * 2 if args.get("attn_res") is not None else (args.get("g_attn_res", "16"),
+                                                                               args.get("d_attn_res", "16"))
+    return all(str(r).strip().lower() in ("", "none") for r in (g, d))
+
+
+def equal_time_section(run: Run, compared: list[tuple[str, dict]], keys: list[str], step_cost: tuple[Path, dict]
+                       ) -> list[str]:
+    """This run's (the attention arm's) validation at each logged step S beside each compared run's (taken to be
+    the no-attention arm) at its logged step nearest S x ratio, where the ratio is the measured cost of one
+    training step of the attention arm over one of the no-attention arm: a comparison at equal wall time."""
+    path, cost = step_cost
+    if _has_no_attention(run.info.get("args") or {}):
+        raise ValueError(f"{run.folder}: --step-cost maps the attention arm's steps onto the no-attention arm's, "
+                         "but this run has no self-attention (write the card of the attention run with it)")
+    ratio = cost["ratio"]
+    mine = {k: dict(v) for k, v in _eval_series(run).items() if k in keys}
+    steps = sorted(set.intersection(*(set(v) for v in mine.values())))
+    others = [(label, {k: dict(series[k]) for k in keys}) for label, series in compared]
+    logged = [sorted(set.intersection(*(set(v) for v in o.values()))) for _, o in others]
+    names = ["this run", *(label for label, _ in compared)]
+    head = (["step, this run"] + [f"step × ratio → nearest logged, {label}" for label, _ in compared]
+            + [f"{k}, {n}" for k in keys for n in names])
+    load = cost.get("load_average")
+    load_text = (f"; the 1-minute load average was {load['before'][0]:.2f} before and {load['after'][0]:.2f} after"
+                 if isinstance(load, dict) and load.get("before") and load.get("after") else "")
+    torch_text = f", torch {cost['torch']}" if cost.get("torch") else ""
+    lines = ["### Validation at equal wall time", "",
+             f"One training step (one D update, one G update, the EMA update) of the attention arm costs "
+             f"{ratio:.3f} times one of the no-attention arm: {cost['attention_s_per_step'] * 1e3:.1f} ms against "
+             f"{cost['none_s_per_step'] * 1e3:.1f} ms, medians of {cost['repeats']} interleaved repeats of each in "
+             f"one process with {cost['threads']} torch thread(s){torch_text}, measured by "
+             f"`{cost['command']}` (`{_shown(path)}`){load_text}. So this run at step S had taken as long as the "
+             f"compared run at step S × {ratio:.3f}: each row sets this run's validation at S beside the compared "
+             f"run's at its logged step nearest S × {ratio:.3f}, where one lies within ±{EQUAL_TIME_WINDOW:,} steps "
+             "of it, else a dash. The compared runs are taken to be the no-attention arm. The logs' `elapsed_s` is "
+             "not used: the runs were paused, resumed and shared the CPU with different neighbours.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for step in steps:
+        cells, values = [f"{step:,}"], {k: [f"{mine[k][step]:.4g}"] for k in keys}
+        target = int(round(step * ratio))
+        for (_, other), have in zip(others, logged, strict=True):
+            near = min(have, key=lambda s, t=target: (abs(s - t), s))
+            if abs(near - target) <= EQUAL_TIME_WINDOW:
+                cells.append(f"{target:,} → {near:,}")
+                for k in keys:
+                    values[k].append(f"{other[k][near]:.4g}")
+            else:
+                cells.append(f"{target:,} → –")
+                for k in keys:
+                    values[k].append("–")
+        lines.append("| " + " | ".join(cells + [v for k in keys for v in values[k]]) + " |")
+    ends = "; ".join(f"{label}'s at step {have[-1]:,}" for (label, _), have in zip(compared, logged, strict=True))
+    lines += ["", f"The compared logs end where those runs stopped ({ends}): rows whose S × {ratio:.3f} lies more "
+              f"than {EQUAL_TIME_WINDOW:,} steps past that are dashes.", ""]
+    return lines
+
+
+def equal_steps_section(run: Run, compared: list[tuple[str, Run]],
+                        step_cost: tuple[Path, dict] | None = None) -> list[str]:
     """This run's validation numbers beside those of other runs at the steps all of them evaluated (e.g. the
-    ablation, trained with the same schedule): a comparison at an equal number of steps, from the logs."""
+    ablation, trained with the same schedule): a comparison at an equal number of steps, from the logs. With
+    ``step_cost`` ((path, JSON) of ``bench/sagan_train_step.py``), also at equal wall time (``equal_time_section``)."""
     if not compared:
         return []
     mine = _eval_series(run)
@@ -706,6 +794,8 @@ def equal_steps_section(run: Run, compared: list[tuple[str, Run]]) -> list[str]:
     for step in steps:
         lines.append(f"| {step:,} | " + " | ".join(f"{a[k][step]:.4g}" for k in keys for a in at) + " |")
     lines += ["", "Runs compared: " + "; ".join(f"{label}: `{r.folder}`" for label, r in compared) + ".", ""]
+    if step_cost is not None:
+        lines += equal_time_section(run, others, keys, step_cost)
     return lines
 
 
@@ -722,7 +812,7 @@ def pictures_section(task: str, out_dir: Path) -> list[str]:
 
 def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: dict | None,
               prev_path: Path | None, prev_label: str, out: Path, command: str | None,
-              compared: list[tuple[str, Run]] = ()) -> str:
+              compared: list[tuple[str, Run]] = (), step_cost: tuple[Path, dict] | None = None) -> str:
     task = get_spec(name).task
     spec = TASKS[task]
     config_path = out.parent / "config.json"
@@ -740,12 +830,13 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
         lines += ["The runs of the chain, per machine:", "", machine_table(runs), ""]
     for i, run in enumerate(runs, 1):
         lines += run_section(run, i, len(runs) > 1)
-    lines += equal_steps_section(runs[-1], list(compared))
+    lines += equal_steps_section(runs[-1], list(compared), step_cost)
     lines += ["## Learning curve", "", f"![learning curve]({CURVE})", "",
               "Training statistics as logged (means over each `--log-every` window) and the validation numbers, "
               "against step, from `log.jsonl`; dotted lines: where an invocation resumed.", "",
               *pictures_section(task, out.parent), "## Provenance", "",
-              _provenance(runs, eval_path, prev_path, config_path, command), ""]
+              _provenance(runs, eval_path, prev_path, config_path, command,
+                          [step_cost[0]] if step_cost is not None else []), ""]
     return "\n".join(lines)
 
 
@@ -758,10 +849,11 @@ def _shown(path: Path) -> str:
 
 
 def _provenance(runs: list[Run], eval_path: Path, prev_path: Path | None, config_path: Path,
-                command: str | None) -> str:
+                command: str | None, extra: list[Path] = ()) -> str:
     files = [eval_path] + ([prev_path] if prev_path else []) + [config_path]
     for run in runs:
         files += [run.folder / "train_info.json", run.folder / "log.jsonl"]
+    files += list(extra)
     return _sources("Every number above", files, command)
 
 
@@ -773,9 +865,10 @@ def _sources(what: str, files: list[Path], command: str | None) -> str:
 
 def write_card(name: str, runs: list[Path], eval_path: Path, previous: Path | None = None,
                out: Path | None = None, previous_label: str = "previous", command: str | None = None,
-               compare_runs: list[tuple[str, Path]] = ()) -> Path:
+               compare_runs: list[tuple[str, Path]] = (), step_cost: Path | None = None) -> Path:
     """Write ``out`` (default weights/<name>/README.md) and learning_curve.png beside it; returns ``out``.
-    ``compare_runs``: (label, run directory) of runs whose validation is set beside the last run's at equal steps.
+    ``compare_runs``: (label, run directory) of runs whose validation is set beside the last run's at equal steps;
+    ``step_cost``: the JSON of ``bench/sagan_train_step.py``, which sets them beside it at equal wall time too.
     Raises ValueError naming the file for a missing or malformed input."""
     spec = get_spec(name)
     if not runs:
@@ -788,8 +881,11 @@ def write_card(name: str, runs: list[Path], eval_path: Path, previous: Path | No
     loaded = [read_run(Path(r)) for r in runs]
     # A compared run may still be training: its log is all this needs.
     compared = [(label, Run(Path(folder), {}, read_log(Path(folder) / "log.jsonl"))) for label, folder in compare_runs]
+    if step_cost is not None and not compared:
+        raise ValueError("--step-cost needs --compare-run (the no-attention run to set beside this one)")
+    cost = (Path(step_cost), read_step_cost(Path(step_cost))) if step_cost is not None else None
     text = card_text(name, loaded, ev, eval_path, prev, Path(previous) if previous else None, previous_label,
-                     out, command, compared)
+                     out, command, compared, cost)
     out.parent.mkdir(parents=True, exist_ok=True)
     learning_curve(loaded, out.parent / CURVE)
     out.write_text(text)
@@ -846,6 +942,9 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--compare-run", action="append", default=[], metavar="LABEL=RUN_DIR",
                    help="another run (e.g. the ablation, same schedule) whose validation numbers are shown beside "
                         "this one's at the steps both logged; repeatable")
+    p.add_argument("--step-cost", metavar="STEP_COST_JSON",
+                   help="with --compare-run: the JSON of bench/sagan_train_step.py (seconds per training step with "
+                        "and without attention), to set the compared runs beside this one at equal wall time too")
     p.add_argument("--out", help="the card to write (default weights/NAME/README.md); config.json is read and "
                                  "learning_curve.png written beside it")
     args = p.parse_args(argv)
@@ -860,13 +959,15 @@ def main(argv: list[str] | None = None) -> Path:
         compare_runs.append((label, Path(folder)))
     if compare_runs and args.evaluation_only:
         p.error("--compare-run needs --run (the run to compare with)")
+    if args.step_cost and not compare_runs:
+        p.error("--step-cost needs --compare-run (the no-attention run to set beside this one)")
     try:
         if args.evaluation_only:
             out = update_evaluation(args.name, args.eval, args.previous, args.out, args.previous_label, command)
             print(f"updated the evaluation section of {out}")
             return out
         out = write_card(args.name, args.run, args.eval, args.previous, args.out, args.previous_label, command,
-                         compare_runs)
+                         compare_runs, args.step_cost)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"wrote {out} and {out.parent / CURVE}")

@@ -225,7 +225,9 @@ def test_sagan_card_columns_from_one_evaluation(tmp_path):
     assert row(card, "class consistency, shirt")[:2] == ["0.654", f"{shirt:.3f}"]
     assert row(card, "IS-style score")[0] == f"{mine['is_score']:.3f} ± {mine['is_score_std']:.3f}"
     assert new["command"] in card and "no self-attention" in card and "Self-attention block" not in card
-    assert "the discriminator was not kept in this export" in card  # the shipped config has no D
+    assert "trained as the attention ablation" in card and "the model behind" not in card
+    # the shipped export kept its D, which has no attention either
+    assert "the **discriminator** as trained (without attention, like G)" in card
 
 
 def test_classifier_card_per_class_names(tmp_path):
@@ -381,3 +383,72 @@ def test_sagan_card_sets_the_ablation_beside_the_run(tmp_path, capsys):
         cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(tmp_path / "e.json"),
                     "--compare-run", str(tmp_path / "ablation"), "--out", str(out)])
     assert "expected LABEL=RUN_DIR" in capsys.readouterr().err
+
+
+def write_log(folder: Path, evals: dict[int, dict]) -> Path:
+    """A compared run that is still training: only its log, one start record and validation at ``evals``' steps."""
+    folder.mkdir(parents=True)
+    log = [{"event": "start", "command": f"python -m attn_models.sagan.train --run-dir {folder} --attn-res none",
+            "from_step": 0}]
+    log += [{"step": step, "elapsed_s": float(step), "eval": ev} for step, ev in sorted(evals.items())]
+    (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    return folder
+
+
+def step_cost_json(path: Path, attention_s: float, none_s: float, **extra) -> Path:
+    return write_json(path, {"attention_s_per_step": attention_s, "none_s_per_step": none_s,
+                             "ratio": attention_s / none_s, "repeats": 17, "threads": 1, "torch": "2.14.1",
+                             "load_average": {"before": [1.25, 1.0, 1.0], "after": [2.5, 1.0, 1.0]},
+                             "command": "python bench/sagan_train_step.py --repeats 17 --json x.json", **extra})
+
+
+def test_sagan_card_sets_the_ablation_beside_the_run_at_equal_wall_time(tmp_path, capsys):
+    """--step-cost: this run's step S beside the compared run's validation logged nearest S x ratio (±500 steps).
+    ratio 2.3 sends 100, 200, 300, 400, 500 to 230, 460, 690, 920, 1150: logged (every 100 up to 600) nearest
+    200, 500, 600, 600 (320 away) and none (550 away), so neither the identity, the inverse ratio nor rounding
+    down to a logged step gives this table."""
+    name = "sagan-fashion-mnist"
+    write_run(tmp_path / "run", name, "attn_models.sagan.train", "loss_d", "val_fid")
+    ablation = write_log(tmp_path / "ablation", {s: {"val_fid": 3 / s} for s in range(100, 601, 100)})
+    ev = json.loads((ROOT / "weights" / name / "metrics.json").read_text())
+    out = weights_folder(tmp_path, name) / "README.md"
+    cost = step_cost_json(tmp_path / "cost.json", 0.0345, 0.015)  # ratio 2.3
+    argv = [name, "--run", str(tmp_path / "run"), "--eval", str(write_json(tmp_path / "e.json", ev)),
+            "--compare-run", f"no attention={ablation}", "--step-cost", str(cost), "--out", str(out)]
+    cards.main(argv)
+    card = out.read_text()
+    steps_part, time_part = card.split("### Validation at equal wall time", 1)
+    time_part = time_part.split("## ", 1)[0]
+    assert row(steps_part, "300") == [f"{1 / 300:.4g}", f"{3 / 300:.4g}"]  # the equal-steps table is unchanged
+    expected = {100: (230, 200), 200: (460, 500), 300: (690, 600), 400: (920, 600), 500: (1150, None)}
+    for step, (target, near) in expected.items():
+        if near is None:
+            assert row(time_part, f"{step:,}") == [f"{target:,} → –", f"{1 / step:.4g}", "–"]
+        else:
+            assert row(time_part, f"{step:,}") == [f"{target:,} → {near:,}", f"{1 / step:.4g}", f"{3 / near:.4g}"]
+    assert "| step, this run | step × ratio → nearest logged, no attention | val_fid, this run | " \
+           "val_fid, no attention |" in time_part
+    # where the ratio comes from: the JSON's medians, repeats, threads and command, and the file itself
+    for text in ("costs 2.300 times", "34.5 ms against 15.0 ms", "17 interleaved repeats", "1 torch thread(s)",
+                 "torch 2.14.1", "load average was 1.25 before and 2.50 after",
+                 "`python bench/sagan_train_step.py --repeats 17 --json x.json`", f"`{cost}`", "±500 steps",
+                 "no attention's at step 600", "`elapsed_s` is not used"):
+        assert text in time_part, text
+    assert f"`{cost}` (sha256 " in card.split("## Provenance")[1]
+
+    # --step-cost without a run to compare with, a JSON without its medians or with a ratio not theirs: errors
+    with pytest.raises(SystemExit):
+        cards.main([a for a in argv if a not in ("--compare-run", f"no attention={ablation}")])
+    assert "--step-cost needs --compare-run" in capsys.readouterr().err
+    bad = write_json(tmp_path / "bad.json", {"ratio": 2.3})
+    with pytest.raises(SystemExit, match=re.escape(str(bad)) + ".*missing attention_s_per_step"):
+        cards.main(argv[:-3] + [str(bad), "--out", str(out)])
+    wrong = step_cost_json(tmp_path / "wrong.json", 0.0345, 0.015, ratio=1 / 2.3)
+    with pytest.raises(SystemExit, match=re.escape(str(wrong)) + ".*ratio"):
+        cards.main(argv[:-3] + [str(wrong), "--out", str(out)])
+    # the no-attention run's own card cannot take the attention arm's ratio
+    info = json.loads((tmp_path / "run" / "train_info.json").read_text())
+    info["args"]["attn_res"] = "none"
+    (tmp_path / "run" / "train_info.json").write_text(json.dumps(info))
+    with pytest.raises(SystemExit, match="has no self-attention"):
+        cards.main(argv)
