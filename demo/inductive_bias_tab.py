@@ -149,7 +149,8 @@ def reading(results: dict, dy: int, dx: int, label: int | None) -> str:
 @handler
 def bias_shift(upload, index, dy, dx, layer):
     """An image (upload, else Fashion-MNIST test image ``index``) moved by (dy, dx): every model's feature maps,
-    equivariance error and predictions."""
+    equivariance error and predictions: the predictions table, the reading in words, the raw numbers, downloads (the
+    PNG is the table of maps the tab shows, the GIF and MP4 the item moving step by step)."""
     dy, dx = shift("Shift down (dy)", dy), shift("Shift right (dx)", dx)
     layer = whole("Layer", layer, 1, 3)
     item, label, origin = item_from(upload, index)
@@ -169,7 +170,8 @@ def bias_shift(upload, index, dy, dx, layer):
             **{f"{MODELS[k]}/{field}": v for k, (r, _) in results.items()
                for field, v in (("probs", r.probs), ("feature_norm", r.energy), ("error_map", r.error),
                                 ("relative_error", r.relative_error))}}
-    return (sheet, predictions_table(results, label), reading(results, dy, dx, label), info,
+    # The sheet the tab shows is the PNG download (common.show_downloads): returned once.
+    return (predictions_table(results, label), reading(results, dy, dx, label), info,
             *render.save_exports(sheet, frames, FPS, data))
 
 
@@ -252,8 +254,11 @@ ABOUT = (
 
 
 def arrival() -> tuple:
+    """The tab's first view, ARRIVAL's comparison: the sheet shown (the PNG download; common.on_arrival has no
+    browser step to copy it), then bias_shift's outputs."""
     a = ARRIVAL
-    return bias_shift(None, a["index"], a["dy"], a["dx"], a["layer"])
+    out = bias_shift(None, a["index"], a["dy"], a["dx"], a["layer"])
+    return out[3], *out  # the PNG: after the table, the reading and the raw numbers
 
 
 def build(device: str) -> None:
@@ -273,8 +278,9 @@ def build(device: str) -> None:
                               info="the feature map compared: conv layer or transformer block")
             run = gr.Button("Shift and compare", variant="primary", elem_id="bias-run")
         with gr.Column(scale=3, min_width=480):
+            # The PNG download, shown (common.show_downloads).
             sheet = gr.Image(label="Feature maps (norm over channels) of each model, centred vs shifted",
-                             interactive=False, format="png", elem_id="bias-sheet")
+                             interactive=False, elem_id="bias-sheet")
             table = gr.Dataframe(label="Predictions and equivariance error", interactive=False,
                                  elem_id="bias-table")
             words = gr.Markdown(label="What these numbers say", show_label=False, elem_id="bias-reading")
@@ -293,10 +299,12 @@ def build(device: str) -> None:
     gr.Markdown(text, elem_id="bias-summary")
 
     inputs = [upload, index, dy, dx, layer]
-    outputs = [sheet, table, words, raw, *exports]
-    common.on_arrival(arrival, outputs)
+    outputs = [table, words, raw, *exports]
+    common.on_arrival(arrival, [sheet, *outputs])
     # preprocess=False: the handler decodes the upload itself, and checks the numbers itself, so that a bad file or
     # number gets a message naming the field (Gradio's own slider check does not name it).
-    run.click(bias_shift, inputs, outputs, api_name="bias_shift", preprocess=False,
-              api_description="Move an item (upload, else a Fashion-MNIST test image) by (dy, dx) pixels: each "
-                              "inductive-bias model's feature maps, equivariance error and predictions.")
+    common.show_downloads(
+        run.click(bias_shift, inputs, outputs, api_name="bias_shift", preprocess=False,
+                  api_description="Move an item (upload, else a Fashion-MNIST test image) by (dy, dx) pixels: each "
+                                  "inductive-bias model's feature maps, equivariance error and predictions."),
+        exports[:1], [sheet])

@@ -315,10 +315,10 @@ def check_imt_mask(out):
 
 
 def check_bias_shift(out):
-    sheet, table, words, info = out[:4]
-    assert is_picture(sheet) and len(table) == len(bias_tab.MODELS) and isinstance(words, str)
+    table, words, info, sheet = out[:4]  # the sheet the tab shows is the PNG download
+    assert len(table) == len(bias_tab.MODELS) and isinstance(words, str) and is_file(sheet, ".png")
     assert set(info["models"]) == set(bias_tab.MODELS) and len(info["shift"]) == 2
-    extra_files(out[4:])
+    extra_files(out[3:])
 
 
 def check_explorer_visibility(out):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from demo import inductive_bias_tab as tab
 from tests.demo import browser_utils as ui
 from tests.demo.test_inductive_bias_tab import bias_models  # noqa: F401  (fixture)
 
@@ -24,12 +25,20 @@ def table_rows(page) -> int:
 def test_inductive_bias_tab_in_the_browser(page, bias_models, tmp_path):  # noqa: F811
     ui.open_tab(page, "Inductive biases")
     page.get_by_text("translation equivariance").first.wait_for(state="visible")
-    old = ui.image_src(page, "bias-sheet")  # the arrival's comparison
+    # the arrival's comparison: its sheet shown, which is its PNG download
+    ui.wait_for_text(page, "#bias-reading", "(+3, +4)")
+    ui.wait_for_images_loaded(page, "#bias-sheet img", count=1)
+    old = ui.image_src(page, "bias-sheet")
+    assert old == ui.download_url(page, "bias-export-png")
     set_slider(page, "bias-dy", -2)
     set_slider(page, "bias-dx", 4)
     page.locator("#bias-run").click()
-    ui.wait_for_image_change(page, "bias-sheet", old)
     page.wait_for_function("() => (document.querySelector('#bias-reading') || {}).innerText?.includes('(-2, +4)')")
+    new = ui.wait_for_image_change(page, "bias-sheet", old)
+    assert new == ui.download_url(page, "bias-export-png")  # the sheet shown is this answer's PNG download
+    # one row of maps per model, six columns (the two canvases, f(x), f(shift x), shift f(x), the error)
+    width, height = page.locator("#bias-sheet img").first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert width > 6 * tab.CELL and height > len(tab.MODELS) * tab.CELL
     assert table_rows(page) == 4
     for label in ("CNN", "attention, relative positions"):
         assert page.locator("#bias-table").get_by_text(label, exact=True).first.is_visible()

@@ -55,8 +55,9 @@ def item(seed: int = 0) -> np.ndarray:
 
 def test_the_tab_shows_the_librarys_comparison(bias_models):
     x = item()
-    sheet, table, words, info, *exports = tab.bias_shift(x, 0, 2, -3, 2)
-    assert sheet.ndim == 3 and sheet.shape[2] == 3
+    out = tab.bias_shift(x, 0, 2, -3, 2)
+    assert len(out) == 8  # the sheet is returned once: as the PNG download, which the tab shows
+    table, words, info, *exports = out
     assert list(table["model"]) == list(tab.MODELS) and len(exports) == 5
     for label, model in bias_models.items():
         ref = compare(model, x, 2, -3, layer=1)
@@ -70,7 +71,7 @@ def test_the_tab_shows_the_librarys_comparison(bias_models):
 def test_cnn_equivariance_is_exact_and_absolute_positions_are_not(bias_models):
     """The promise the tab makes: a CNN's maps move with the item (away from the border); a learned absolute
     position embedding does not move, even for a shift by a whole patch."""
-    _, _, _, info, *_ = tab.bias_shift(item(1), 0, 4, 4, 3)
+    _, _, info, *_ = tab.bias_shift(item(1), 0, 4, 4, 3)
     errors = {k: v["relative_equivariance_error"] for k, v in info["models"].items()}
     assert errors["CNN"] < 1e-5
     assert errors["attention, absolute positions"] > 1e-3
@@ -78,10 +79,15 @@ def test_cnn_equivariance_is_exact_and_absolute_positions_are_not(bias_models):
 
 
 def test_exports_hold_the_numbers_shown(bias_models):
-    sheet, _, _, info, png, gif, mp4, npz, js = tab.bias_shift(item(2), 0, -2, 0, 1)
+    x = item(2)
+    _, _, info, png, gif, mp4, npz, js = tab.bias_shift(x, 0, -2, 0, 1)
     from PIL import Image
 
-    assert np.asarray(Image.open(png).convert("RGB")).shape == sheet.shape
+    # the PNG is the sheet the tab shows: every model's maps, centred vs shifted, as the tab draws them
+    expected = tab.picture(x, -2, 0, tab.comparisons(x, -2, 0, 1))
+    with Image.open(png) as im:
+        assert im.format == "PNG"
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), expected)
     assert Image.open(gif).n_frames == 3  # shifts 0, -1, -2
     data = np.load(npz)
     assert data["shift"].tolist() == [-2, 0]
@@ -92,16 +98,26 @@ def test_exports_hold_the_numbers_shown(bias_models):
 
 def test_a_light_background_upload_is_inverted(bias_models):
     light = 255 - item(3)
-    _, _, _, info, *_ = tab.bias_shift(np.stack([light] * 3, -1), 0, 0, 0, 3)
+    _, _, info, *_ = tab.bias_shift(np.stack([light] * 3, -1), 0, 0, 0, 3)
     assert "inverted" in info["source"]
 
 
 def test_a_test_set_image_by_index(bias_models, fashion_mnist):
-    _, _, _, info, *_ = tab.bias_shift(None, 17, 1, 1, 3)
+    _, _, info, *_ = tab.bias_shift(None, 17, 1, 1, 3)
     from attn_models.data import CLASS_NAMES
 
     assert info["label"] == CLASS_NAMES[int(fashion_mnist[3][17])]
     assert info["source"] == "Fashion-MNIST test image #17"
+
+
+def test_the_arrival_shows_its_sheet_first(bias_models, fashion_mnist):
+    """The page load has no browser step to copy the download into the view: the arrival gives the view the PNG
+    itself, then bias_shift's outputs (as build wires them: [sheet, table, words, raw, *exports])."""
+    shown, table, words, info, png, *files = tab.arrival()
+    a = tab.ARRIVAL
+    assert shown == png and len(files) == 4
+    assert info["shift"] == [a["dy"], a["dx"]] and info["layer"] == a["layer"]
+    assert info["source"] == f"Fashion-MNIST test image #{a['index']}" and list(table["model"]) == list(tab.MODELS)
 
 
 @pytest.mark.parametrize("args, message", [
