@@ -159,6 +159,11 @@ def _captioning_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
     lines.append("- The encoder is pretrained on a tag task from the training data instead of ImageNet, which has "
                  "nothing to say about tinted Fashion-MNIST; training encoder and decoder jointly from scratch "
                  "stalls at the language prior.")
+    if cfg["attention"] == "soft" and not args.get("ds_lambda"):
+        lines.append("- No doubly stochastic penalty (λ = 0; the paper's λ Σ_i (1 − Σ_t α_ti)² is there as "
+                     "`--ds-lambda`), chosen on validation against λ = 0.01: the penalty asks every cell of the grid "
+                     "for a total attention of 1 over the caption, and with far more cells than words it pulls each "
+                     "word's attention off its item onto empty canvas.")
     if args.get("targets") == "canonical":
         lines.append("- Training targets are the scene's reading-order caption (`scenes.canonical_caption`): with "
                      "every item order equally likely, the first word would be a mixture over the items. BLEU "

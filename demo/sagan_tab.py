@@ -16,6 +16,7 @@ depends only on (seed, k, class of k) — so the API endpoints (``sagan_attentio
 """
 from __future__ import annotations
 
+import json
 import threading
 
 import gradio as gr
@@ -23,12 +24,14 @@ import numpy as np
 import torch
 
 from attn_models.data import CLASS_NAMES
+from attn_models.registry import get_spec
 from attn_models.sagan.model import MAX_SEED
 from demo import common, render
 from demo.common import choice, handler, whole
 from demo.gpu import gpu_handler
 
 MODEL_NAME = "sagan-fashion-mnist"
+METRICS_FILE = "metrics.json"  # written beside the weights by ``python -m attn_models.sagan.evaluate --json``
 MIXED = "mixed (one of each class)"
 CLASS_CHOICES = [*CLASS_NAMES, MIXED]
 MAX_COUNT = 16
@@ -54,6 +57,44 @@ def gamma_text(model, attention_off: bool) -> str:
     note = ("\n\n**gamma forced to 0 for these images** (the attention output is dropped; maps are still computed)."
             if attention_off else "")
     return "| attention layer | gamma |\n|---|---|\n" + "\n".join(rows) + note
+
+
+def ablation_text(name: str = MODEL_NAME) -> str:
+    """Does attention help? The shipped model's evaluation (its ``metrics.json``): each ablation arm's mean ± spread
+    over its seeds when the evaluation has arms, else one row per evaluated model."""
+    try:
+        ev = json.loads((get_spec(name).local_dir / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return f"No evaluation of {name} is bundled ({METRICS_FILE} beside its weights)."
+    head = (f"**Does attention help?** The trained models, measured by `{ev.get('command', 'evaluate')}` against "
+            f"{ev.get('fid_reference', 'the test set')} (FID: lower is better; class consistency: the share of "
+            "images the classifier gives the class they were asked for).")
+    def cell(d: dict, k: str, over_seeds: bool) -> str:
+        if k not in d:
+            return "–"
+        return f"{d[k]:.3f} ± {d[k + '_std']:.3f}" if over_seeds else f"{d[k]:.3f}"
+    keys = (("fid", "FID"), ("class_consistency", "class consistency"),
+            ("query_jsd_within_image", "JS divergence, two queries of one image (bits)"),
+            ("query_jsd_across_images", "JS divergence, one query in two images (bits)"))
+    rows = ev.get("rows") or {}
+    arms = {label: a for label, a in (ev.get("arms") or {}).items() if a.get("members")}
+    if arms:  # the arms, mean ± spread over their seeds, beside real images for scale
+        cols = [(label, r, False) for label, r in rows.items() if label.startswith("real")]
+        cols += [(f"{label} ({len(a['members'])} seeds)", a, True) for label, a in arms.items()]
+    else:
+        cols = [(label, r, False) for label, r in rows.items()]
+    if not cols:
+        return head + "\n\nThe file holds no rows."
+    lines = [head, "", "| | " + " | ".join(c[0] for c in cols) + " |", "|---|" + "---|" * len(cols)]
+    for k, label in keys:
+        if any(k in d for _, d, _ in cols):
+            lines.append(f"| {label} | " + " | ".join(cell(d, k, arm) for _, d, arm in cols) + " |")
+    if arms:
+        lines += ["", "± is the spread (standard deviation) over the seeds of each arm."]
+    lines += ["", "The *gamma = 0* switch above removes attention from *this* model at inference; the ablation is a "
+                  "separate network trained without the attention block, for the same number of steps. The model "
+                  "card has the spread, equal-wall-time comparison and training curves."]
+    return "\n".join(lines)
 
 
 def _generate(class_name, seed, count, attention_off, upto: int | None = None):
@@ -461,6 +502,8 @@ def build(device: str) -> None:
         attention_off = gr.Checkbox(value=ARRIVAL["attention_off"],
                                     label="gamma = 0 at inference (switch attention off)")
     gen_btn = gr.Button("Generate", variant="primary", elem_id="sagan-generate")
+    with gr.Accordion("Does attention help? The trained ablation", open=False, elem_id="sagan-ablation"):
+        gr.Markdown(ablation_text())
     grid = gr.Image(label="Generated images: click a pixel of one", interactive=False, format="png",
                     elem_id="sagan-grid")
     gammas = gr.Markdown(label="Gamma of each attention layer", show_label=False)

@@ -43,3 +43,11 @@ def test_generate_then_click_shows_attention(page, tmp_path):
     assert ui.image_src(page, "sagan-grid") == grid
     ui.screenshot(page, tmp_path, "sagan")
     assert not [e for e in page.console_errors if "sagan" in e.lower()]
+
+
+def test_the_ablation_table_opens_beside_the_generator(page):
+    ui.open_tab(page, "Self-attention GAN")
+    page.locator("#sagan-ablation").get_by_text("Does attention help? The trained ablation").click()
+    table = page.locator("#sagan-ablation table").first
+    table.wait_for(state="visible")
+    assert "FID" in table.inner_text() and "class consistency" in table.inner_text()
