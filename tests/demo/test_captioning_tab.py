@@ -56,6 +56,17 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
+def bad_upload(tmp_path: Path, name: str, data: bytes | None) -> str:
+    """An upload for the bad-input tests: ``data`` as the file's bytes, or (None) a valid black 96x96 PNG, for the
+    cases where the bad part is another argument."""
+    path = tmp_path / name
+    if data is None:
+        Image.new("RGB", (96, 96)).save(path)
+    else:
+        path.write_bytes(data)
+    return str(path)
+
+
 def save(tmp_path: Path, name: str, image: Image.Image, **kw) -> str:
     path = tmp_path / name
     image.save(path, **kw)

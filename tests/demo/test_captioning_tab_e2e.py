@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from demo import captioning_tab as tab
-from tests.demo.test_captioning_tab import png_header_only, tab_model  # noqa: F401  (fixture)
+from tests.demo.test_captioning_tab import bad_upload, png_header_only, tab_model  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -61,13 +61,8 @@ def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, tab_mod
                                                                   name, data, kw, message):
     import re
 
-    path = tmp_path / name
-    if data is None:
-        Image.new("RGB", (96, 96)).save(path)
-    else:
-        path.write_bytes(data)
     with pytest.raises(AppError) as err:
-        call(client, str(path), **kw)
+        call(client, bad_upload(tmp_path, name, data), **kw)
     assert re.search(message, str(err.value)), str(err.value)
     raw = call(client, tab.example_paths()[0], beam=1)[5]  # still serving
     assert isinstance(raw["words"], list) and len(raw["alphas"]) == len(raw["words"])

@@ -15,7 +15,7 @@ from PIL import Image
 
 from attn_models.captioning import faithfulness as fa
 from demo import captioning_tab as tab
-from tests.demo.test_captioning_tab import png_header_only, tab_model  # noqa: F401  (fixture)
+from tests.demo.test_captioning_tab import bad_upload, png_header_only, tab_model  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -179,13 +179,8 @@ BAD = [
 ])
 def test_bad_faithfulness_input_is_a_clear_error_and_the_server_keeps_serving(client, tab_model, tmp_path,  # noqa: F811
                                                                              name, data, kw, message):
-    path = tmp_path / name
-    if data is None:
-        Image.new("RGB", (96, 96)).save(path)
-    else:
-        path.write_bytes(data)
     with pytest.raises(AppError) as err:
-        faith(client, str(path), **kw)
+        faith(client, bad_upload(tmp_path, name, data), **kw)
     assert re.search(message, str(err.value)), str(err.value)
     raw = faith(client, tab.example_paths()[0], beam=1, draws=1)[2]  # still serving
     assert isinstance(raw["object_words"], list)
@@ -194,13 +189,8 @@ def test_bad_faithfulness_input_is_a_clear_error_and_the_server_keeps_serving(cl
 @pytest.mark.parametrize("name, data, kw, message", BAD)
 def test_bad_beams_input_is_a_clear_error_and_the_server_keeps_serving(client, tab_model, tmp_path,  # noqa: F811
                                                                        name, data, kw, message):
-    path = tmp_path / name
-    if data is None:
-        Image.new("RGB", (96, 96)).save(path)
-    else:
-        path.write_bytes(data)
     with pytest.raises(AppError) as err:
-        beams(client, str(path), **kw)
+        beams(client, bad_upload(tmp_path, name, data), **kw)
     assert re.search(message, str(err.value)), str(err.value)
     raw = beams(client, tab.example_paths()[0], beam=2)[1]  # still serving
     assert 1 <= len(raw["hypotheses"]) <= 2
