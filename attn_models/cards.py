@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from attn_models.data.fashion_mnist import CLASS_NAMES
 from attn_models.registry import get_spec
 
@@ -691,6 +693,83 @@ def arms_section(ev: dict) -> list[str]:
     return lines
 
 
+def _arm_run(member: str) -> Run | None:
+    """The training run behind an arm member: a run's ``--export`` folder inside its run directory, or the run
+    directory itself; None when neither holds a log. Its flags: train_info.json's, else the scaffold's args.json."""
+    for folder in (Path(member).parent, Path(member)):
+        if (folder / "log.jsonl").is_file():
+            info: dict = {}
+            for file, key in (("train_info.json", "args"), ("args.json", None)):
+                try:
+                    data = read_json(folder / file, "the run's flags")
+                except ValueError:
+                    continue
+                info = {"args": data.get(key) or {}} if key else {"args": data}
+                break
+            return Run(folder, info, read_log(folder / "log.jsonl"))
+    return None
+
+
+def _spread(values: list[float]) -> str:
+    return f"{np.mean(values):.4g} ± {np.std(values):.2g}"
+
+
+def arms_training_section(ev: dict, step_cost: tuple[Path, dict] | None) -> tuple[list[str], list[Path]]:
+    """The ablation arms over training, from the validation their runs logged: each arm's mean ± spread over its
+    seeds at the steps all of them evaluated; with ``step_cost``, also at equal wall time (the attention arm at S,
+    the no-attention arm at its logged steps nearest S × ratio, run by run). Returns (lines, logs read)."""
+    arms = {label: arm["members"] for label, arm in (ev.get("arms") or {}).items() if arm.get("members")}
+    if len(arms) < 2:
+        return [], []
+    runs = {label: [_arm_run(m) for m in members] for label, members in arms.items()}
+    lost = [m for label, members in arms.items() for m, r in zip(members, runs[label], strict=True) if r is None]
+    if lost:
+        return ["### Ablation arms over training", "",
+                "The validation logs of " + ", ".join(f"`{m}`" for m in lost) + " (a `log.jsonl` in the member "
+                "folder or the folder above it) are not at hand, so the arms are compared on the test set only.",
+                ""], []
+    series = {label: [{k: dict(v) for k, v in _eval_series(r).items()} for r in rs] for label, rs in runs.items()}
+    every = [s for ss in series.values() for s in ss]
+    keys = [k for k in every[0] if all(k in s for s in every)]
+    steps = sorted(set.intersection(*(set(s[k]) for s in every for k in keys))) if keys else []
+    if not steps:
+        return [], []
+    labels = [f"{label} ({len(arms[label])} seeds)" for label in arms]
+    head = ["step"] + [f"{k}, {label}" for k in keys for label in labels]
+    lines = ["### Ablation arms over training", "",
+             "The validation each run of each arm logged (the same held-out images for every run), as mean ± "
+             "standard deviation over the arm's seeds, at every step all of them evaluated: the arms at an equal "
+             "number of steps.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for step in steps:
+        lines.append(f"| {step:,} | " + " | ".join(_spread([s[k][step] for s in series[label]])
+                                                   for k in keys for label in arms) + " |")
+    lines.append("")
+    attention = [label for label in arms if not any(_has_no_attention(r.info.get("args") or {}) for r in runs[label])]
+    none = [label for label in arms if all(_has_no_attention(r.info.get("args") or {}) for r in runs[label])]
+    if step_cost is not None and len(attention) == 1 and len(none) == 1:
+        (a, n), ratio = (attention[0], none[0]), step_cost[1]["ratio"]
+        head = ["step S, " + a, f"S × {ratio:.3f}"] + [f"{k}, {label}" for k in keys for label in (a, n)]
+        lines += ["At equal wall time (one attention step costs as much as "
+                  f"{ratio:.3f} no-attention steps, `{_shown(step_cost[0])}`, as above): the attention arm at step S "
+                  f"beside each no-attention run at its logged step nearest S × {ratio:.3f}, where every one of them "
+                  f"has one within ±{EQUAL_TIME_WINDOW:,} steps, else a dash.", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        a_steps = sorted(set.intersection(*(set(s[k]) for s in series[a] for k in keys)))
+        for step in a_steps:
+            target = int(round(step * ratio))
+            near = [min(s[keys[0]], key=lambda t, g=target: (abs(t - g), t)) for s in series[n]]
+            ok = all(abs(t - target) <= EQUAL_TIME_WINDOW and all(t in s[k] for k in keys)
+                     for t, s in zip(near, series[n], strict=True))
+            cells = [f"{step:,}", f"{target:,}"]
+            for k in keys:
+                cells.append(_spread([s[k][step] for s in series[a]]))
+                cells.append(_spread([s[k][t] for t, s in zip(near, series[n], strict=True)]) if ok else "–")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["With two seeds, ± is half the gap between them.", ""] if all(len(m) == 2 for m in arms.values()) else []
+    return lines, [r.folder / "log.jsonl" for rs in runs.values() for r in rs]
+
+
 ARM_ROWS = {"fid": "FID (classifier features)", "class_consistency": "class consistency",
             "is_score": "IS-style score", "query_jsd_within_image": "JS divergence, two queries of one image (bits)",
             "query_jsd_across_images": "JS divergence, one query in two images (bits)"}
@@ -822,6 +901,7 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
     spec = TASKS[task]
     config_path = out.parent / "config.json"
     config = read_json(config_path, "the weights' config, written by save_pretrained")
+    arm_lines, arm_logs = arms_training_section(ev, step_cost)
     try:
         about = spec.text(config, runs[-1].info.get("args") or {}, out.parent)
     except KeyError as e:
@@ -830,7 +910,7 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
              f"# {name}", "", *about, "",
              "## Use", "", "```python", "from attn_models import load", spec.usage.format(name=name), "```", "",
              *evaluation_section(task, name, ev, eval_path, previous, prev_path, prev_label), *arms_section(ev),
-             "## Training", ""]
+             *arm_lines, "## Training", ""]
     if len(runs) > 1:
         lines += ["The runs of the chain, per machine:", "", machine_table(runs), ""]
     for i, run in enumerate(runs, 1):
@@ -841,7 +921,7 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
               "against step, from `log.jsonl`; dotted lines: where an invocation resumed.", "",
               *pictures_section(task, out.parent), "## Provenance", "",
               _provenance(runs, eval_path, prev_path, config_path, command,
-                          [step_cost[0]] if step_cost is not None else []), ""]
+                          ([step_cost[0]] if step_cost is not None else []) + arm_logs), ""]
     return "\n".join(lines)
 
 

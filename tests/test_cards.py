@@ -453,3 +453,38 @@ def test_sagan_card_sets_the_ablation_beside_the_run_at_equal_wall_time(tmp_path
     (tmp_path / "run" / "train_info.json").write_text(json.dumps(info))
     with pytest.raises(SystemExit, match="has no self-attention"):
         cards.main(argv)
+
+
+def test_sagan_card_sets_the_arms_side_by_side_over_training(tmp_path):
+    """evaluate --arm's members are exports inside their run directories: the card reads each run's log and sets
+    the arms' validation as mean ± std over seeds at equal steps and, with --step-cost, at equal wall time, pairing
+    the attention arm's step S with each no-attention run's logged step nearest S x ratio."""
+    name = "sagan-fashion-mnist"
+    write_run(tmp_path / "run", name, "attn_models.sagan.train", "loss_d", "val_fid")
+    members = {}
+    for arm, seeds in (("attention", {"a0": 1.0, "a1": 3.0}), ("no attention", {"n0": 4.0, "n1": 8.0})):
+        for run, c in seeds.items():
+            folder = write_log(tmp_path / run, {s: {"val_fid": c / s} for s in range(100, 801, 100)})
+            write_json(folder / "args.json", {"attn_res": "none" if arm == "no attention" else "16", "seed": 0})
+            members.setdefault(arm, []).append(str(folder / "export"))  # the export inside the run directory
+    ev = json.loads((ROOT / "weights" / name / "metrics.json").read_text())
+    ev["arms"] = {arm: {"members": m, "fid": 1.0, "fid_std": 0.1} for arm, m in members.items()}
+    out = weights_folder(tmp_path, name) / "README.md"
+    cost = step_cost_json(tmp_path / "cost.json", 0.03, 0.015)  # ratio 2: S -> 2S
+    cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(write_json(tmp_path / "e.json", ev)),
+                "--compare-run", f"no attention={tmp_path / 'n0'}", "--step-cost", str(cost), "--out", str(out)])
+    part = out.read_text().split("### Ablation arms over training", 1)[1].split("## Training", 1)[0]
+    steps_part, time_part = part.split("At equal wall time", 1)
+    # mean of c/s over the seeds, and the population std: (1, 3)/s -> 2/s ± 1/s; (4, 8)/s -> 6/s ± 2/s
+    assert row(steps_part, "300") == [f"{2 / 300:.4g} ± {1 / 300:.2g}", f"{6 / 300:.4g} ± {2 / 300:.2g}"]
+    assert "val_fid, attention (2 seeds) | val_fid, no attention (2 seeds)" in steps_part
+    assert row(time_part, "300") == ["600", f"{2 / 300:.4g} ± {1 / 300:.2g}", f"{6 / 600:.4g} ± {2 / 600:.2g}"]
+    assert row(time_part, "700") == ["1,400", f"{2 / 700:.4g} ± {1 / 700:.2g}", "–"]  # 800 is 600 away
+    assert "half the gap" in part
+    provenance = out.read_text().split("## Provenance")[1]
+    assert all(f"{tmp_path / run / 'log.jsonl'}` (sha256" in provenance for run in ("a0", "a1", "n0", "n1"))
+    # a member whose run is not at hand: said, not guessed
+    ev["arms"]["attention"]["members"][1] = str(tmp_path / "gone" / "export")
+    cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(write_json(tmp_path / "e.json", ev)),
+                "--out", str(out)])
+    assert f"`{tmp_path / 'gone' / 'export'}`" in out.read_text() and "test set only" in out.read_text()
