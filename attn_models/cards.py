@@ -658,7 +658,8 @@ def evaluation_section(task: str, name: str, ev: dict, eval_path: Path, previous
     spec = TASKS[task]
     new = model_numbers(task, name, ev, eval_path)
     old = model_numbers(task, name, previous, prev_path) if previous is not None else None
-    refs = [(k, v) for k, v in ev[spec.rows_key].items() if k != name] if spec.rows_key else []
+    members = {m for arm in (ev.get("arms") or {}).values() for m in arm.get("members", [])}  # in the arms table
+    refs = [(k, v) for k, v in ev[spec.rows_key].items() if k != name and k not in members] if spec.rows_key else []
     if ev.get("command"):
         how = f"Command: `{ev['command']}`."
     else:  # say so rather than guess its flags

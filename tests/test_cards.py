@@ -469,6 +469,8 @@ def test_sagan_card_sets_the_arms_side_by_side_over_training(tmp_path):
             members.setdefault(arm, []).append(str(folder / "export"))  # the export inside the run directory
     ev = json.loads((ROOT / "weights" / name / "metrics.json").read_text())
     ev["arms"] = {arm: {"members": m, "fid": 1.0, "fid_std": 0.1} for arm, m in members.items()}
+    first = ev["rows"]["sagan-fashion-mnist-no-attention"]
+    ev["rows"].update({m: {**first, "fid": 7.5} for arm in members.values() for m in arm})  # scored one by one
     out = weights_folder(tmp_path, name) / "README.md"
     cost = step_cost_json(tmp_path / "cost.json", 0.03, 0.015)  # ratio 2: S -> 2S
     cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(write_json(tmp_path / "e.json", ev)),
@@ -481,6 +483,8 @@ def test_sagan_card_sets_the_arms_side_by_side_over_training(tmp_path):
     assert row(time_part, "300") == ["600", f"{2 / 300:.4g} ± {1 / 300:.2g}", f"{6 / 600:.4g} ± {2 / 600:.2g}"]
     assert row(time_part, "700") == ["1,400", f"{2 / 700:.4g} ± {1 / 700:.2g}", "–"]  # 800 is 600 away
     assert "half the gap" in part
+    table = out.read_text().split("## Evaluation", 1)[1].split("###", 1)[0]
+    assert "sagan-fashion-mnist-no-attention" in table and "7.5" not in table  # the members: in the arms only
     provenance = out.read_text().split("## Provenance")[1]
     assert all(f"{tmp_path / run / 'log.jsonl'}` (sha256" in provenance for run in ("a0", "a1", "n0", "n1"))
     # a member whose run is not at hand: said, not guessed
