@@ -922,7 +922,8 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
               "against step, from `log.jsonl`; dotted lines: where an invocation resumed.", "",
               *pictures_section(task, out.parent), "## Provenance", "",
               _provenance(runs, eval_path, prev_path, config_path, command,
-                          ([step_cost[0]] if step_cost is not None else []) + arm_logs), ""]
+                          list(dict.fromkeys(([step_cost[0]] if step_cost is not None else [])
+                                             + [r.folder / "log.jsonl" for _, r in compared] + arm_logs))), ""]
     return "\n".join(lines)
 
 

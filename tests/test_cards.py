@@ -436,6 +436,7 @@ def test_sagan_card_sets_the_ablation_beside_the_run_at_equal_wall_time(tmp_path
                  "no attention's at step 600", "`elapsed_s` is not used"):
         assert text in time_part, text
     assert f"`{cost}` (sha256 " in card.split("## Provenance")[1]
+    assert f"`{ablation / 'log.jsonl'}` (sha256 " in card.split("## Provenance")[1]  # the compared run's log
 
     # --step-cost without a run to compare with, a JSON without its medians or with a ratio not theirs: errors
     with pytest.raises(SystemExit):
@@ -487,6 +488,7 @@ def test_sagan_card_sets_the_arms_side_by_side_over_training(tmp_path):
     assert "sagan-fashion-mnist-no-attention" in table and "7.5" not in table  # the members: in the arms only
     provenance = out.read_text().split("## Provenance")[1]
     assert all(f"{tmp_path / run / 'log.jsonl'}` (sha256" in provenance for run in ("a0", "a1", "n0", "n1"))
+    assert provenance.count(f"{tmp_path / 'n0' / 'log.jsonl'}`") == 1  # compared and an arm member: listed once
     # a member whose run is not at hand: said, not guessed
     ev["arms"]["attention"]["members"][1] = str(tmp_path / "gone" / "export")
     cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(write_json(tmp_path / "e.json", ev)),
