@@ -691,7 +691,38 @@ def arms_section(ev: dict) -> list[str]:
                      + " |")
     lines += ["", "Runs: " + "; ".join(f"{label}: " + ", ".join(f"`{m}`" for m in a["members"])
                                        for label, a in arms.items()) + ".", ""]
-    return lines
+    return lines + arms_verdict(ev, arms)
+
+
+ARM_LOWER_IS_BETTER = {"fid": True, "class_consistency": False, "is_score": False}
+
+
+def _beats(x: list[float], y: list[float], lower_is_better: bool) -> bool:
+    """Whether the worst value of x is better than the best of y."""
+    return max(x) < min(y) if lower_is_better else min(x) > max(y)
+
+
+def arms_verdict(ev: dict, arms: dict[str, dict]) -> list[str]:
+    """In words, per headline metric, for two arms: whether every run of one arm beats every run of the other
+    (from each member's own row of the evaluation), or the arms overlap."""
+    rows = ev.get("rows") or {}
+    if len(arms) != 2 or not all(m in rows for a in arms.values() for m in a["members"]):
+        return []
+    (la, a), (lb, b) = arms.items()
+    out = []
+    for k, lower in ARM_LOWER_IS_BETTER.items():
+        if not all(k in rows[m] for arm in (a, b) for m in arm["members"]):
+            continue
+        va, vb = ([rows[m][k] for m in arm["members"]] for arm in (a, b))
+        if _beats(va, vb, lower):
+            verdict = f"every *{la}* run is better than every *{lb}* run"
+        elif _beats(vb, va, lower):
+            verdict = f"every *{lb}* run is better than every *{la}* run"
+        else:
+            verdict = f"the arms overlap: no difference that {min(len(va), len(vb))} runs per arm can show"
+        ranges = f"*{la}* {min(va):.4g}–{max(va):.4g}, *{lb}* {min(vb):.4g}–{max(vb):.4g}"
+        out.append(f"- **{ARM_ROWS[k]}**: {verdict} ({ranges}; {'lower' if lower else 'higher'} is better).")
+    return (["In words, run by run:", "", *out, ""]) if out else []
 
 
 def _arm_run(member: str) -> Run | None:
@@ -941,7 +972,7 @@ def _provenance(runs: list[Run], eval_path: Path, prev_path: Path | None, config
     for run in runs:
         files += [run.folder / "train_info.json", run.folder / "log.jsonl"]
     files += list(extra)
-    return _sources("Every number above", files, command)
+    return _sources("Every number above", list(dict.fromkeys(files)), command)  # each file once
 
 
 def _sources(what: str, files: list[Path], command: str | None) -> str:

@@ -23,6 +23,7 @@ import gradio as gr
 import numpy as np
 import torch
 
+from attn_models.cards import arms_verdict
 from attn_models.data import CLASS_NAMES
 from attn_models.registry import get_spec
 from attn_models.sagan.model import MAX_SEED
@@ -90,7 +91,8 @@ def ablation_text(name: str = MODEL_NAME) -> str:
         if any(k in d for _, d, _ in cols):
             lines.append(f"| {label} | " + " | ".join(cell(d, k, arm) for _, d, arm in cols) + " |")
     if arms:
-        lines += ["", "± is the spread (standard deviation) over the seeds of each arm."]
+        lines += ["", "± is the spread (standard deviation) over the seeds of each arm.", "",
+                  *arms_verdict(ev, arms)]
     lines += ["", "The *gamma = 0* switch above removes attention from *this* model at inference; the ablation is a "
                   "separate network trained without the attention block, for the same number of steps. The model "
                   "card has the spread, equal-wall-time comparison and training curves."]

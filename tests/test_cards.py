@@ -80,7 +80,7 @@ def check_training_records(card: str, infos: list[dict]) -> None:
     commands = [s["command"] for info in infos for s in info["segments"]]
     positions = [card.index(c) for c in commands]
     assert positions == sorted(positions)
-    sections = card.split("\n### ")[1:]  # one per run, in order
+    sections = card.split("## Training", 1)[1].split("\n### ")[1:]  # one per run, in order
     assert len(sections) == len(infos)
     for section, info in zip(sections, infos, strict=True):
         check_machines(section, [info])
@@ -494,3 +494,22 @@ def test_sagan_card_sets_the_arms_side_by_side_over_training(tmp_path):
     cards.main([name, "--run", str(tmp_path / "run"), "--eval", str(write_json(tmp_path / "e.json", ev)),
                 "--out", str(out)])
     assert f"`{tmp_path / 'gone' / 'export'}`" in out.read_text() and "test set only" in out.read_text()
+
+
+@pytest.mark.parametrize("a_fids, b_fids, verdict", [
+    ((0.8, 1.0), (1.1, 1.2), "every *attention* run is better than every *no attention* run"),
+    ((1.3, 1.5), (1.1, 1.2), "every *no attention* run is better than every *attention* run"),
+    ((0.8, 1.15), (1.1, 1.2), "the arms overlap"),
+    ((1.1, 1.0), (1.1, 1.2), "the arms overlap"),  # a tie is not a win
+])
+def test_the_arms_in_words_compare_run_by_run(a_fids, b_fids, verdict):
+    rows = {f"a{i}": {"fid": f, "class_consistency": 0.9 + i / 100} for i, f in enumerate(a_fids)}
+    rows |= {f"b{i}": {"fid": f, "class_consistency": 0.8 + i / 100} for i, f in enumerate(b_fids)}
+    ev = {"rows": rows, "arms": {"attention": {"members": ["a0", "a1"]}, "no attention": {"members": ["b0", "b1"]}}}
+    lines = cards.arms_verdict(ev, ev["arms"])
+    fid = next(line for line in lines if line.startswith("- **FID"))
+    assert verdict in fid and f"*attention* {min(a_fids):.4g}–{max(a_fids):.4g}" in fid and "lower is better" in fid
+    consistency = next(line for line in lines if line.startswith("- **class consistency"))
+    assert "every *attention* run is better" in consistency and "higher is better" in consistency
+    assert not any("IS-style" in line for line in lines)  # not in the rows: not judged
+    assert cards.arms_verdict({"rows": {}, "arms": ev["arms"]}, ev["arms"]) == []  # members not evaluated

@@ -356,6 +356,11 @@ def test_the_ablation_shows_each_arms_mean_and_spread_over_seeds(tmp_path, monke
     assert table["class consistency"] == ["0.960", "0.950 ± 0.002", "0.937 ± 0.001"]
     assert table["JS divergence, two queries of one image (bits)"] == ["–", "0.140 ± 0.010", "–"]
     assert "runs/a0/export" not in text  # single runs are not shown when there are arms
+    rows |= {"runs/a1/export": {"fid": 1.2, "class_consistency": 0.952},  # the verdict is run by run
+             "runs/n0/export": {"fid": 1.25, "class_consistency": 0.936},
+             "runs/n1/export": {"fid": 1.3, "class_consistency": 0.938}}
+    text = _ablation_in(tmp_path, monkeypatch, {"command": "evaluate --arm ...", "rows": rows, "arms": arms})
+    assert "**FID (classifier features)**: every *attention* run is better than every *no attention* run" in text
     assert "spread" in text
 
 
