@@ -68,6 +68,7 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("attention correctness", "attention_correctness",
                bar={"sat-soft-fashion-scenes": (GE, 0.78), "sat-hard-fashion-scenes": (GE, 0.80)}),
         Metric("uniform-attention baseline", "uniform_baseline"),
+        Metric("reference: attention spread evenly over the item's cells", "item_cells_baseline", optional=True),
         Metric("exact match (caption is a reference)", "exact_match"),
         Metric("object words scored", "object_words", "{:,}"),
         Metric("test scenes", "scenes", "{:,}"),
@@ -297,7 +298,9 @@ TASKS: dict[str, TaskCard] = {
         "share of items named by a matching `<colour> <class>` pair. Attention correctness (Liu et al. 2017): for "
         "each generated object word of a matching pair, the share of its attention (bilinearly upsampled to the "
         "canvas) inside the item's box, averaged over words; the uniform baseline is box area / canvas area for "
-        "the same words. Faithfulness (the occlusion and saliency rows, from `evaluate --faithfulness`; "
+        "the same words, and the item-cells reference what a map spread evenly over the grid cells of the item's box "
+        "scores (the upsampling carries some of it past the box edge; a map on the central cells scores near 1). "
+        "Faithfulness (the occlusion and saliency rows, from `evaluate --faithfulness`; "
         "`attn_models/captioning/faithfulness.py`): for every colour and class word of every caption, the fewest "
         "grid cells holding half of its attention are filled with the background and the same caption is scored "
         "again (teacher forcing, argmax cell for hard attention); the drop of the word's log-probability (nats) is "

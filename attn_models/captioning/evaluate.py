@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from attn_models.captioning import faithfulness as faith
-from attn_models.captioning.metrics import attention_correctness, corpus_bleu, uniform_baseline
+from attn_models.captioning.metrics import attention_correctness, corpus_bleu, item_cells_baseline, uniform_baseline
 from attn_models.captioning.train import VAL_SEED
 from attn_models.data.scenes import TEST_SIZE, Scene, fashion_scenes, fixed_test_set, object_recall
 from attn_models.registry import load_name_or_folder
@@ -38,7 +38,7 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
     from PIL import Image
     from tqdm import tqdm
 
-    hyps, named, total, corr, base, tests = [], 0, 0, [], [], []
+    hyps, named, total, corr, base, cells, tests = [], 0, 0, [], [], [], []
     faith_seconds = 0.0
     model.eval()
     annotations = None
@@ -51,11 +51,12 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
         hyps.append(cap.words)
         n, t = object_recall(s, cap.words)
         named, total = named + n, total + t
-        for c, u in zip(attention_correctness(cap.alphas, cap.words, s), uniform_baseline(s, cap.words),
-                        strict=True):
+        for c, u, k in zip(attention_correctness(cap.alphas, cap.words, s), uniform_baseline(s, cap.words),
+                           item_cells_baseline(s, cap.words, np.asarray(cap.alphas).shape[1:]), strict=True):
             if c is not None:
                 corr.append(c)
                 base.append(u)
+                cells.append(k)
         if faithfulness_draws:
             t0 = time.time()
             tests += faith.faithfulness(model, Image.fromarray(s.image), words=cap.words, draws=faithfulness_draws,
@@ -65,6 +66,7 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
     out.update(object_recall=named / max(1, total),
                attention_correctness=float(np.mean(corr)) if corr else float("nan"),
                uniform_baseline=float(np.mean(base)) if base else float("nan"),
+               item_cells_baseline=float(np.mean(cells)) if cells else float("nan"),
                object_words=len(corr), scenes=len(scenes), beam_size=beam_size,
                exact_match=float(np.mean([h in s.captions for h, s in zip(hyps, scenes, strict=True)])))
     if faithfulness_draws:

@@ -3,7 +3,8 @@
 Attention correctness follows Liu et al. 2017 ("Attention Correctness in Neural Image Captioning"):
 for each generated object word that names an item of the scene, the share of its attention mass,
 upsampled to the canvas, that falls inside the item's box. The uniform baseline is what a map spread
-evenly over the canvas would score: box area / canvas area. Object recall is ``scenes.object_recall``.
+evenly over the canvas would score: box area / canvas area; the item-cells reference, a map spread evenly over the
+cells of the item's box. Object recall is ``scenes.object_recall``.
 """
 from __future__ import annotations
 
@@ -43,6 +44,26 @@ def attention_correctness(alphas: np.ndarray, words: list[str], scene: Scene) ->
 def uniform_baseline(scene: Scene, words: list[str]) -> list[float | None]:
     """Attention correctness of a uniform map, per word: box area / canvas area (None for non-object words)."""
     return [None if b is None else (b[2] - b[0]) * (b[3] - b[1]) / CANVAS**2 for b in word_boxes(scene, words)]
+
+
+def item_cells_baseline(scene: Scene, words: list[str], grid: tuple[int, int]) -> list[float | None]:
+    """Attention correctness of a map spread evenly over the grid cells whose centres lie inside the word's item box
+    (None for non-object words): what a map that found the item but not its centre scores, since the upsampling
+    carries mass past the box edge. A map on the item's central cells alone scores close to 1."""
+    gh, gw = grid
+    cy, cx = (np.arange(gh) + 0.5) * CANVAS / gh, (np.arange(gw) + 0.5) * CANVAS / gw  # cell centres, canvas px
+    out: list[float | None] = []
+    for box in word_boxes(scene, words):
+        if box is None:
+            out.append(None)
+            continue
+        cells = np.outer((cy >= box[0]) & (cy < box[2]), (cx >= box[1]) & (cx < box[3])).astype(np.float64)
+        if not cells.any():  # a box smaller than a cell: the cell holding its centre
+            cells[min(int((box[0] + box[2]) / 2 * gh / CANVAS), gh - 1),
+                  min(int((box[1] + box[3]) / 2 * gw / CANVAS), gw - 1)] = 1.0
+        up = upsample_attention(cells / cells.sum())
+        out.append(float(up[box[0]:box[2], box[1]:box[3]].sum()))
+    return out
 
 
 def corpus_bleu(hypotheses: list[list[str]], references: list[list[list[str]]]) -> dict[str, float]:

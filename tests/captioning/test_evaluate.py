@@ -7,6 +7,7 @@ from attn_models.captioning import evaluate
 from attn_models.captioning.model import ShowAttendTell
 
 KEYS = ["bleu1", "bleu2", "bleu3", "bleu4", "object_recall", "attention_correctness", "uniform_baseline",
+        "item_cells_baseline",
         "object_words", "scenes", "beam_size", "exact_match", "model", "attention", "split", "seconds", "command"]
 
 
@@ -66,7 +67,7 @@ def test_faithfulness_flag_adds_its_keys(tmp_path, fashion_mnist):
     evaluate.main([str(tmp_path / "w"), "--limit", "2", "--beam-size", "1", "--max-len", "3", "--faithfulness",
                    "--faithfulness-draws", "2", "--faithfulness-seed", "4", "--json", str(tmp_path / "m.json")])
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert list(metrics) == KEYS[:11] + FAITH_KEYS + KEYS[11:]
+    assert list(metrics) == KEYS[:12] + FAITH_KEYS + KEYS[12:]
     assert metrics["faithfulness_draws"] == 2 and metrics["faithfulness_seed"] == 4
     tests = []
     for i, scene in enumerate(fixed_test_set(2)):

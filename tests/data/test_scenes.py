@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from attn_models.captioning.metrics import attention_correctness, uniform_baseline
+from attn_models.captioning.metrics import attention_correctness, item_cells_baseline, uniform_baseline
 from attn_models.data import scenes as S
 
 
@@ -83,6 +83,31 @@ def test_word_boxes_and_correctness():
     assert uni[0] == pytest.approx(ub[0], abs=1e-6)
     with pytest.raises(ValueError):
         attention_correctness(alphas[:3], words, scene)
+
+
+def test_item_cells_reference_is_the_correctness_of_a_map_even_over_the_items_cells():
+    """12x12 grid of 8 px cells, centres at 4, 12, ..., 92: the red box [0, 28) holds centres 4, 12, 20 (cells 0-2)
+    each way; the blue box rows [61, 89) hold 68, 76, 84 (cells 8-10), columns [53, 81) hold 60, 68, 76 (cells 7-9)."""
+    items = [S.SceneItem(0, "red", (0, 0, 28, 28)), S.SceneItem(8, "blue", (61, 53, 89, 81))]
+    scene = S.Scene(np.zeros((96, 96, 3), np.uint8), items, S.scene_captions(items))
+    words = ["red", "tshirt", "above", "blue", "bag"]
+    ref = item_cells_baseline(scene, words, (12, 12))
+    assert ref[2] is None
+    maps = np.zeros((len(words), 12, 12))
+    maps[:2, 0:3, 0:3] = 1 / 9
+    maps[3:, 8:11, 7:10] = 1 / 9
+    expected = attention_correctness(maps, words, scene)  # the metric itself, on the maps built by hand
+    assert [ref[k] for k in (0, 1, 3, 4)] == pytest.approx([expected[k] for k in (0, 1, 3, 4)])
+    assert 0.5 < ref[3] < 1.0  # some mass crosses the box edge when upsampled
+    central = np.zeros((len(words), 12, 12))
+    central[3:, 9, 8] = 1.0  # the blue item's central cell
+    assert attention_correctness(central, words, scene)[3] > ref[3]
+    # a box that holds no cell centre: the cell holding its own centre
+    tiny = S.Scene(scene.image, [S.SceneItem(0, "red", (5, 5, 11, 11))], [])
+    one = np.zeros((2, 12, 12))
+    one[:, 1, 1] = 1.0  # the box centre (8, 8) lies in cell (1, 1)
+    assert item_cells_baseline(tiny, ["red", "tshirt"], (12, 12))[0] == pytest.approx(
+        attention_correctness(one, ["red", "tshirt"], tiny)[0])
 
 
 def test_canonical_caption_is_a_reference_in_reading_order():
