@@ -12,6 +12,7 @@ import copy
 import functools
 import inspect
 import io
+import json
 import logging
 import math
 import os
@@ -30,6 +31,7 @@ import torch
 from PIL import Image
 
 from attn_models import load
+from attn_models.registry import get_spec
 
 _log = logging.getLogger(__name__)
 
@@ -227,6 +229,15 @@ def get_model(name: str, device: str | None = None, **load_kwargs):
         return override
     with user_errors(f"Could not load the model {name}"):
         return load(name, device=device or _default_device, **load_kwargs)
+
+
+def bundled_json(name: str, file: str) -> dict | None:
+    """A measurement stored beside model ``name``'s bundled weights (an evaluate script's JSON), or None when the
+    file is missing or not JSON: the tabs then say that nothing is measured instead of failing."""
+    try:
+        return json.loads((get_spec(name).local_dir / file).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 @contextmanager

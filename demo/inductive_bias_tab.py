@@ -8,8 +8,6 @@ from the evaluate script's measurements over the whole test set, stored beside e
 """
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 import numpy as np
 import pandas as pd
@@ -20,7 +18,6 @@ from attn_models.data import CLASS_NAMES
 from attn_models.data.images import to_fashion_mnist_style
 from attn_models.inductive_bias.model import CANVAS, place
 from attn_models.inductive_bias.shift import MAX_SHIFT, compare, shift_map
-from attn_models.registry import get_spec
 from demo import common, render
 from demo.common import handler, user_errors, whole
 from demo.gpu import gpu_handler
@@ -179,18 +176,10 @@ def bias_shift(upload, index, dy, dx, layer):
 # The curves: measured over the test set by `python -m attn_models.inductive_bias.evaluate`, read from the files
 # beside the weights (a model without them is left out, and the note says so).
 
-def _read(name: str, file: str) -> dict | None:
-    path = get_spec(name).local_dir / file
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def curves() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
     acc, err, bpd, missing = [], [], [], []
     for label, name in MODELS.items():
-        m = _read(name, METRICS_FILE)
+        m = common.bundled_json(name, METRICS_FILE)
         if m is None:
             missing.append(name)
             continue
@@ -199,7 +188,7 @@ def curves() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
         last = m["equivariance_error"][str(len(m["equivariance_error"]) - 1)]
         err += [{"shift (pixels)": int(s), "equivariance error": e, "model": label} for s, e in last.items()]
     for label, name in IMAGE_TRANSFORMERS.items():
-        m = _read(name, IT_SHIFT_FILE)
+        m = common.bundled_json(name, IT_SHIFT_FILE)
         if m is None:
             missing.append(f"{name} ({IT_SHIFT_FILE})")
             continue
@@ -213,7 +202,7 @@ def curves() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
 def summary(missing: list[str]) -> str:
     """The measured curves in plain words."""
     lines = []
-    ms = {label: _read(name, METRICS_FILE) for label, name in MODELS.items()}
+    ms = {label: common.bundled_json(name, METRICS_FILE) for label, name in MODELS.items()}
     ms = {k: v for k, v in ms.items() if v is not None}
     if ms:
         counts = sorted({m["test_images"] for m in ms.values()})
@@ -226,7 +215,7 @@ def summary(missing: list[str]) -> str:
             lines.append(f"- **{label}**: accuracy {a[0]:.3f} centred, {a[-1]:.3f} with the item moved "
                          f"{len(a) - 1} px; equivariance error of the last layer {eq}; accuracy with the patches "
                          f"shuffled {m['shuffled_accuracy']:.3f}.")
-    its = {label: _read(name, IT_SHIFT_FILE) for label, name in IMAGE_TRANSFORMERS.items()}
+    its = {label: common.bundled_json(name, IT_SHIFT_FILE) for label, name in IMAGE_TRANSFORMERS.items()}
     for label, m in its.items():
         if m is not None:
             line = (f"- **{label}** (absolute positions, a density model): {m['mean'][0]:.3f} bits/dim on test "

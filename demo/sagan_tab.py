@@ -16,16 +16,14 @@ depends only on (seed, k, class of k) — so the API endpoints (``sagan_attentio
 """
 from __future__ import annotations
 
-import json
 import threading
 
 import gradio as gr
 import numpy as np
 import torch
 
-from attn_models.cards import arms_verdict
+from attn_models.cards import ARM_ROWS, arms_verdict
 from attn_models.data import CLASS_NAMES
-from attn_models.registry import get_spec
 from attn_models.sagan.model import MAX_SEED
 from demo import common, render
 from demo.common import choice, handler, whole
@@ -63,9 +61,8 @@ def gamma_text(model, attention_off: bool) -> str:
 def ablation_text(name: str = MODEL_NAME) -> str:
     """Does attention help? The shipped model's evaluation (its ``metrics.json``): each ablation arm's mean ± spread
     over its seeds when the evaluation has arms, else one row per evaluated model."""
-    try:
-        ev = json.loads((get_spec(name).local_dir / METRICS_FILE).read_text())
-    except (OSError, ValueError):
+    ev = common.bundled_json(name, METRICS_FILE)
+    if not isinstance(ev, dict):
         return f"No evaluation of {name} is bundled ({METRICS_FILE} beside its weights)."
     head = (f"**Does attention help?** The trained models, measured by `{ev.get('command', 'evaluate')}` against "
             f"{ev.get('fid_reference', 'the test set')} (FID: lower is better; class consistency: the share of "
@@ -74,9 +71,6 @@ def ablation_text(name: str = MODEL_NAME) -> str:
         if k not in d:
             return "–"
         return f"{d[k]:.3f} ± {d[k + '_std']:.3f}" if over_seeds else f"{d[k]:.3f}"
-    keys = (("fid", "FID"), ("class_consistency", "class consistency"),
-            ("query_jsd_within_image", "JS divergence, two queries of one image (bits)"),
-            ("query_jsd_across_images", "JS divergence, one query in two images (bits)"))
     rows = ev.get("rows") or {}
     arms = {label: a for label, a in (ev.get("arms") or {}).items() if a.get("members")}
     if arms:  # the arms, mean ± spread over their seeds, beside real images for scale
@@ -87,7 +81,7 @@ def ablation_text(name: str = MODEL_NAME) -> str:
     if not cols:
         return head + "\n\nThe file holds no rows."
     lines = [head, "", "| | " + " | ".join(c[0] for c in cols) + " |", "|---|" + "---|" * len(cols)]
-    for k, label in keys:
+    for k, label in ARM_ROWS.items():
         if any(k in d for _, d, _ in cols):
             lines.append(f"| {label} | " + " | ".join(cell(d, k, arm) for _, d, arm in cols) + " |")
     if arms:

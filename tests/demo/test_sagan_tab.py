@@ -328,15 +328,15 @@ def test_bad_knockout_input_is_a_clear_error(sagan_with_d, args, message):
         tab.knockout(*args)
 
 
-class _Spec:
-    def __init__(self, folder):
-        self.local_dir = folder
-
-
 def _ablation_in(tmp_path, monkeypatch, evaluation) -> str:
+    """The tab's ablation text with ``evaluation`` as the bundled metrics.json (None: no file)."""
+    from attn_models import registry
+
+    folder = tmp_path / tab.MODEL_NAME
+    folder.mkdir(exist_ok=True)
     if evaluation is not None:
-        (tmp_path / tab.METRICS_FILE).write_text(json.dumps(evaluation))
-    monkeypatch.setattr(tab, "get_spec", lambda name: _Spec(tmp_path))
+        (folder / tab.METRICS_FILE).write_text(json.dumps(evaluation))
+    monkeypatch.setattr(registry, "WEIGHTS_ROOT", tmp_path)
     return tab.ablation_text()
 
 
@@ -352,7 +352,7 @@ def test_the_ablation_shows_each_arms_mean_and_spread_over_seeds(tmp_path, monke
     table = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
              for line in text.splitlines() if line.startswith("| ") and "---" not in line}
     assert table[""] == ["real (Fashion-MNIST train)", "attention (2 seeds)", "no attention (2 seeds)"]
-    assert table["FID"] == ["0.050", "1.100 ± 0.100", "1.250 ± 0.050"]
+    assert table["FID (classifier features)"] == ["0.050", "1.100 ± 0.100", "1.250 ± 0.050"]
     assert table["class consistency"] == ["0.960", "0.950 ± 0.002", "0.937 ± 0.001"]
     assert table["JS divergence, two queries of one image (bits)"] == ["–", "0.140 ± 0.010", "–"]
     assert "runs/a0/export" not in text  # single runs are not shown when there are arms
@@ -367,15 +367,16 @@ def test_the_ablation_shows_each_arms_mean_and_spread_over_seeds(tmp_path, monke
 def test_the_ablation_without_arms_shows_one_row_per_model(tmp_path, monkeypatch):
     rows = {"sagan": {"fid": 1.06, "class_consistency": 0.95}, "ablation": {"fid": 1.16, "class_consistency": 0.94}}
     text = _ablation_in(tmp_path, monkeypatch, {"rows": rows, "arms": {}})
-    assert "| FID | 1.060 | 1.160 |" in text and "±" not in text
+    assert "| FID (classifier features) | 1.060 | 1.160 |" in text and "±" not in text
 
 
 def test_the_ablation_without_an_evaluation_says_so(tmp_path, monkeypatch):
     assert "No evaluation" in _ablation_in(tmp_path, monkeypatch, None)
-    (tmp_path / tab.METRICS_FILE).write_text("{not json")
-    assert "No evaluation" in tab.ablation_text()
+    for garbled in ("{not json", "[1, 2]"):
+        (tmp_path / tab.MODEL_NAME / tab.METRICS_FILE).write_text(garbled)
+        assert "No evaluation" in tab.ablation_text()
 
 
 def test_the_shipped_ablation_names_both_models():
     text = tab.ablation_text()
-    assert "| FID |" in text and "| class consistency |" in text
+    assert "| FID (classifier features) |" in text and "| class consistency |" in text
