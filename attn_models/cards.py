@@ -792,9 +792,8 @@ def arms_training_section(ev: dict, step_cost: tuple[Path, dict] | None) -> tupl
         a_steps = sorted(set.intersection(*(set(s[k]) for s in series[a] for k in keys)))
         for step in a_steps:
             target = int(round(step * ratio))
-            near = [min(s[keys[0]], key=lambda t, g=target: (abs(t - g), t)) for s in series[n]]
-            ok = all(abs(t - target) <= EQUAL_TIME_WINDOW and all(t in s[k] for k in keys)
-                     for t, s in zip(near, series[n], strict=True))
+            near = [_equal_time_step(s[keys[0]], target) for s in series[n]]
+            ok = all(t is not None and all(t in s[k] for k in keys) for t, s in zip(near, series[n], strict=True))
             cells = [f"{step:,}", f"{target:,}"]
             for k in keys:
                 cells.append(_spread([s[k][step] for s in series[a]]))
@@ -812,6 +811,13 @@ ARM_ROWS = {"fid": "FID (classifier features)", "class_consistency": "class cons
 
 STEP_COST_KEYS = ("attention_s_per_step", "none_s_per_step", "ratio", "repeats", "threads", "command")
 EQUAL_TIME_WINDOW = 500  # steps: how far the compared run's nearest validation may lie from S x ratio
+
+
+def _equal_time_step(logged, target: int) -> int | None:
+    """The logged step nearest ``target`` (the earlier one on a tie), or None when none lies within
+    EQUAL_TIME_WINDOW steps of it: both equal-wall-time tables pair steps this way."""
+    near = min(logged, key=lambda s: (abs(s - target), s), default=None)
+    return near if near is not None and abs(near - target) <= EQUAL_TIME_WINDOW else None
 
 
 def read_step_cost(path: Path) -> dict:
@@ -873,8 +879,8 @@ def equal_time_section(run: Run, compared: list[tuple[str, dict]], keys: list[st
         cells, values = [f"{step:,}"], {k: [f"{mine[k][step]:.4g}"] for k in keys}
         target = int(round(step * ratio))
         for (_, other), have in zip(others, logged, strict=True):
-            near = min(have, key=lambda s, t=target: (abs(s - t), s))
-            if abs(near - target) <= EQUAL_TIME_WINDOW:
+            near = _equal_time_step(have, target)
+            if near is not None:
                 cells.append(f"{target:,} → {near:,}")
                 for k in keys:
                     values[k].append(f"{other[k][near]:.4g}")

@@ -513,3 +513,14 @@ def test_the_arms_in_words_compare_run_by_run(a_fids, b_fids, verdict):
     assert "every *attention* run is better" in consistency and "higher is better" in consistency
     assert not any("IS-style" in line for line in lines)  # not in the rows: not judged
     assert cards.arms_verdict({"rows": {}, "arms": ev["arms"]}, ev["arms"]) == []  # members not evaluated
+
+
+def test_equal_time_pairs_the_nearest_logged_step_within_the_window():
+    from attn_models.cards import EQUAL_TIME_WINDOW, _equal_time_step
+
+    logged = [1000, 2000, 3000]
+    assert _equal_time_step(logged, 2400) == 2000
+    assert _equal_time_step(logged, 2500) == 2000  # a tie goes to the earlier step
+    assert _equal_time_step(logged, 3000 + EQUAL_TIME_WINDOW) == 3000
+    assert _equal_time_step(logged, 3001 + EQUAL_TIME_WINDOW) is None
+    assert _equal_time_step([], 1000) is None
