@@ -19,8 +19,8 @@ The shipped models, from the encoder of the two ``pretrain`` runs in its module 
         --feature-pool 16000 --pool-cache runs/pool-v4-16000.safetensors --lr 2e-3 --max-steps 11498 \\
         --eval-every 1000 --eval-scenes 100 --seed 0 --export weights/sat-hard-fashion-scenes
 
-(those are the hard model's and v4 of the soft one's; the soft model's v5 is the same soft command on a third encoder
-run, ``runs/sat-encoder-v5/export``: docs/model-cards.md has its commands). Then
+(those are the hard model's and v4 of the soft one's; the soft model's v6 is the same soft command on the fourth
+encoder run, ``runs/sat-encoder-v6/export``: docs/model-cards.md has its commands). Then
 ``python -m attn_models.captioning.evaluate weights/sat-soft-fashion-scenes --json metrics.json``.
 On photos (Karpathy's split JSON of COCO / Flickr8k / Flickr30k), with an ImageNet encoder instead:
 
