@@ -76,6 +76,8 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         # evaluate --encoder-eval only: the frozen encoder alone, on every Fashion-MNIST test item
         Metric("encoder class accuracy, single test items", "encoder_test_class_acc", bar=(GE, 0.935),
                optional=True),
+        Metric("reference: encoder's tag head, colour and class of the test scenes' items",
+               "encoder_test_scene_item_acc", optional=True),
         # evaluate --faithfulness only
         Metric("occlusion: log-prob drop, attended cells hidden", "faithfulness_drop_attended",
                spread="faithfulness_drop_attended_std", optional=True),

@@ -153,7 +153,8 @@ def test_captioning_chain_card(tmp_path):
                     start=2.0)
     shipped = older_captioning_json(name)
     new = {**shipped, "bleu4": 0.7654, "object_recall": 0.8521, "attention_correctness": 0.7312,
-           "object_words": 8123, "model": "runs/dec/export", "encoder_test_class_acc": 0.9371}
+           "object_words": 8123, "model": "runs/dec/export", "encoder_test_class_acc": 0.9371,
+           "encoder_test_scene_item_acc": 0.9381}
     out = weights_folder(tmp_path, name, ("attention.png", "samples.png")) / "README.md"
     cards.write_card(name, [tmp_path / "runs" / "enc", tmp_path / "runs" / "dec"],
                      write_json(tmp_path / "m.json", new), previous=write_json(tmp_path / "old.json", shipped),
@@ -170,6 +171,7 @@ def test_captioning_chain_card(tmp_path):
     # evaluate --encoder-eval's row: the shipped JSON has none (a dash), the bar is judged on the new one
     assert row(card, "encoder class accuracy, single test items")[:2] == ["0.937", "–"]
     assert row(card, "encoder class accuracy, single test items")[-1] == "≥ 0.935: **met**"
+    assert row(card, "reference: encoder's tag head, colour and class of the test scenes' items")[:2] == ["0.938", "–"]
     # the chain's totals: both runs' CPU segments summed
     check_machines(card.split("The runs of the chain, per machine:")[1].split("###")[0], [enc, dec])
     assert "`docs/fashion-scenes.md`" in card and "The JSON does not record its command line" in card

@@ -77,7 +77,7 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
 
 
 def encoder_numbers(model, eval_json: str) -> dict:
-    """The frozen encoder's single-item accuracies (``encoder_*``) from an ``evaluate_encoder`` JSON, after checking
+    """The frozen encoder's item accuracies (``encoder_*``) from an ``evaluate_encoder`` JSON, after checking
     that the export it measured holds exactly this model's encoder."""
     from safetensors.torch import load_file
 
@@ -88,8 +88,10 @@ def encoder_numbers(model, eval_json: str) -> dict:
     mine = model.encoder.state_dict()
     if exported.keys() != mine.keys() or any(not torch.equal(exported[k], mine[k].cpu()) for k in mine):
         raise SystemExit(f"--encoder-eval {eval_json}: {ev['export']} holds another encoder than this model's")
-    return {f"encoder_{k}": ev[k] for k in ("test_class_acc", "test_colour_acc", "test_items", "val_class_acc")} | {
-        "encoder_export": ev["export"]}
+    keys = ("test_class_acc", "test_colour_acc", "test_items", "val_class_acc",
+            # evaluate_encoder --scenes: the tag head read inside each item's box in the test scenes
+            "test_scene_item_acc", "test_scene_items")
+    return {f"encoder_{k}": ev[k] for k in keys if k in ev} | {"encoder_export": ev["export"]}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,13 @@ so it is the number to raise before retraining the decoders. Reported on every o
 *test* items (each once, random colour and offset from ``--seed``), and on the validation canvases that
 ``pretrain`` logs (held-out *training* items), which is the one to select encoders on.
 
+In scenes (``--scenes N``, default the 2,000 scenes of the fixed test set, and as many of the captioning
+validation scenes): the same tag head read inside each item's box, its per-cell logits averaged over the cells
+whose centre lies in the box (the cells its per-cell loss labels with that item). Items in a scene sit beside
+others and near the canvas edge, so this is the nearer estimate of how many items a decoder on this encoder can
+name (its object recall needs colour and class right); the decoder reads the features, not this head, so it is a
+reference, not a hard cap.
+
     python -m attn_models.captioning.evaluate_encoder runs/sat-encoder-v5/export --json runs/sat-encoder-v5/eval.json
 """
 from __future__ import annotations
@@ -20,7 +27,11 @@ import torch
 from safetensors.torch import load_model
 
 from attn_models.captioning.pretrain import TAG_NET_FILE, VAL_SEED, TagNet, item_canvases, tag_metrics
+from attn_models.captioning.train import VAL_SEED as SCENE_VAL_SEED
 from attn_models.data.fashion_mnist import load_fashion_mnist
+from attn_models.data.scenes import COLOURS, Scene, fashion_scenes, fixed_test_set
+
+STRIDE = 8  # the encoder's: cell (i, j) covers pixels from 8i, its centre is at 8i + 4
 
 
 def load_tag_net(folder: str | Path) -> tuple[TagNet, dict]:
@@ -52,12 +63,44 @@ def validation_metrics(net: TagNet, canvas: int, items: int = 2000, holdout: int
                                           canvas))
 
 
+@torch.no_grad()
+def scene_item_metrics(net: TagNet, scenes: list[Scene], prefix: str) -> dict[str, float]:
+    """Colour, class and both-right accuracy of the tag head on every item of ``scenes``: per-cell logits
+    (background left out) averaged over the cells whose centre lies in the item's box, then the argmax."""
+    net.eval()
+    right = {"colour": [], "class": [], "item": []}
+    for i in range(0, len(scenes), 100):
+        chunk = scenes[i:i + 100]
+        x = torch.from_numpy(np.stack([s.image for s in chunk])).permute(0, 3, 1, 2).float() / 255.0
+        col, cls = net(x, per_cell=True)
+        centres = torch.arange(col.shape[-1]) * STRIDE + STRIDE // 2
+        for b, scene in enumerate(chunk):
+            for item in scene.items:
+                y0, x0, y1, x1 = item.box
+                rows = (centres >= y0) & (centres < y1)
+                cols = (centres >= x0) & (centres < x1)
+                cells = rows[:, None] & cols[None, :]
+                if not cells.any():  # an item smaller than a cell: the cell holding its centre
+                    cells[min((y0 + y1) // 2 // STRIDE, len(centres) - 1),
+                          min((x0 + x1) // 2 // STRIDE, len(centres) - 1)] = True
+                colour_ok = int(col[b, :len(COLOURS)][:, cells].mean(1).argmax()) == COLOURS.index(item.colour)
+                class_ok = int(cls[b, :cls.shape[1] - int(net.background)][:, cells].mean(1).argmax()) == item.label
+                right["colour"].append(colour_ok)
+                right["class"].append(class_ok)
+                right["item"].append(colour_ok and class_ok)
+    return {f"{prefix}_scene_{k}_acc": float(np.mean(v)) for k, v in right.items()} | {
+        f"{prefix}_scene_items": len(right["item"]), f"{prefix}_scenes": len(scenes)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("export", help="a pretrain export folder (--export of attn_models.captioning.pretrain)")
     p.add_argument("--seed", type=int, default=0, help="of the test canvases' colours and offsets")
     p.add_argument("--limit", type=int, help="only the first N test items")
+    p.add_argument("--scenes", type=int, default=2000,
+                   help="also read the tag head in the first N scenes of the fixed test set and of the captioning "
+                        "validation scenes (0: skip)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args(argv)
@@ -67,6 +110,9 @@ def main(argv: list[str] | None = None) -> dict:
     net, config = load_tag_net(args.export)
     out = {"export": str(args.export), **validation_metrics(net, config["pretrain_canvas"]),
            **test_item_metrics(net, config["pretrain_canvas"], args.seed, args.limit), "seed": args.seed}
+    if args.scenes:
+        out |= scene_item_metrics(net, fashion_scenes("train", args.scenes, SCENE_VAL_SEED), "val")
+        out |= scene_item_metrics(net, fixed_test_set(args.scenes), "test")
     out["seconds"] = round(time.perf_counter() - t, 1)
     print(json.dumps(out, indent=1))
     if args.json:

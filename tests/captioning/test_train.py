@@ -248,7 +248,9 @@ def test_every_item_canvases_hold_each_item_once_with_its_label():
 def test_encoder_evaluation_reports_test_and_validation_accuracy(stages, tmp_path):
     from attn_models.captioning import evaluate_encoder
 
-    out = evaluate_encoder.main([str(stages / "enc-w"), "--limit", "40", "--json", str(tmp_path / "e.json")])
+    out = evaluate_encoder.main([str(stages / "enc-w"), "--limit", "40", "--scenes", "0",
+                                 "--json", str(tmp_path / "e.json")])
+    assert not any("scene" in k for k in out)  # --scenes 0: single items only
     assert out["test_items"] == 40 and 0 <= out["test_class_acc"] <= 1 and 0 <= out["val_class_acc"] <= 1
     assert json.loads((tmp_path / "e.json").read_text())["test_class_acc"] == out["test_class_acc"]
     # a tag net that always answers class 3 scores the share of 3s among the test items' labels
@@ -264,19 +266,53 @@ def test_encoder_evaluation_reports_test_and_validation_accuracy(stages, tmp_pat
         evaluate_encoder.main([str(tmp_path)])
 
 
+def test_encoder_evaluation_reads_the_tag_head_inside_each_scene_items_box(stages, tmp_path):
+    from attn_models.captioning import evaluate_encoder
+    from attn_models.data.scenes import fixed_test_set
+
+    out = evaluate_encoder.main([str(stages / "enc-w"), "--limit", "20", "--scenes", "6"])
+    assert out["test_scenes"] == out["val_scenes"] == 6 and out["test_scene_items"] >= 6
+    assert 0 <= out["test_scene_item_acc"] <= min(out["test_scene_class_acc"], out["test_scene_colour_acc"])
+    scenes = fixed_test_set(6)
+    net, _ = evaluate_encoder.load_tag_net(stages / "enc-w")
+    g = 96 // evaluate_encoder.STRIDE
+    # a head whose class evidence is the item's own label wherever the item is, class 0 elsewhere, scores 1
+    truth = torch.zeros(len(scenes), g, g, dtype=torch.long)
+    centres = torch.arange(g) * evaluate_encoder.STRIDE + evaluate_encoder.STRIDE // 2
+    for b, scene in enumerate(scenes):
+        for item in scene.items:
+            y0, x0, y1, x1 = item.box
+            inside = ((centres >= y0) & (centres < y1))[:, None] & ((centres >= x0) & (centres < x1))[None]
+            truth[b][inside] = item.label
+    n_col = len(COLOURS) + int(net.background)
+
+    def oracle(x, per_cell=False):
+        cls = torch.nn.functional.one_hot(truth[:len(x)], 10 + int(net.background)).permute(0, 3, 1, 2)
+        return torch.zeros(len(x), n_col, g, g), cls.float()
+
+    net.forward = oracle
+    m = evaluate_encoder.scene_item_metrics(net, scenes, "test")
+    assert m["test_scene_class_acc"] == 1.0
+    assert m["test_scene_colour_acc"] == pytest.approx(np.mean([it.colour == COLOURS[0] for s in scenes
+                                                                for it in s.items]))
+
+
 def test_caption_metrics_carry_their_encoders_item_accuracy_only_for_that_encoder(stages, tmp_path):
     from attn_models.captioning import evaluate, evaluate_encoder
 
-    evaluate_encoder.main([str(stages / "enc-w"), "--limit", "20", "--json", str(tmp_path / "enc.json")])
+    evaluate_encoder.main([str(stages / "enc-w"), "--limit", "20", "--scenes", "3",
+                           "--json", str(tmp_path / "enc.json")])
     evaluate.main([str(stages / "w"), "--limit", "1", "--beam-size", "1", "--max-len", "3",
                    "--encoder-eval", str(tmp_path / "enc.json"), "--json", str(tmp_path / "m.json")])
     m = json.loads((tmp_path / "m.json").read_text())
     enc = json.loads((tmp_path / "enc.json").read_text())
     assert m["encoder_test_class_acc"] == enc["test_class_acc"] and m["encoder_test_items"] == 20
+    assert m["encoder_test_scene_item_acc"] == enc["test_scene_item_acc"]
     # another encoder (the same shape, other weights) is refused
     pretrain.main([*TINY_ENC, "--max-steps", "1", "--seed", "5", "--no-progress", "--run-dir", str(tmp_path / "e"),
                    "--export", str(tmp_path / "other")])
-    evaluate_encoder.main([str(tmp_path / "other"), "--limit", "20", "--json", str(tmp_path / "other.json")])
+    evaluate_encoder.main([str(tmp_path / "other"), "--limit", "20", "--scenes", "0",
+                           "--json", str(tmp_path / "other.json")])
     with pytest.raises(SystemExit, match="another encoder"):
         evaluate.main([str(stages / "w"), "--limit", "1", "--beam-size", "1", "--max-len", "3",
                        "--encoder-eval", str(tmp_path / "other.json")])
