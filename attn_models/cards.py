@@ -65,6 +65,8 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("BLEU-1", "bleu1"), Metric("BLEU-2", "bleu2"), Metric("BLEU-3", "bleu3"),
         Metric("BLEU-4", "bleu4", bar=(GE, 0.60)),
         Metric("object recall", "object_recall", bar=(GE, 0.93)),
+        Metric("items named with the wrong class (right colour)", "items_confused", optional=True),
+        Metric("items not named at all", "items_omitted", optional=True),
         Metric("attention correctness", "attention_correctness",
                bar={"sat-soft-fashion-scenes": (GE, 0.78), "sat-hard-fashion-scenes": (GE, 0.80)}),
         Metric("uniform-attention baseline", "uniform_baseline"),

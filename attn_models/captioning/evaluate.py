@@ -27,7 +27,7 @@ import torch
 from attn_models.captioning import faithfulness as faith
 from attn_models.captioning.metrics import attention_correctness, corpus_bleu, item_cells_baseline, uniform_baseline
 from attn_models.captioning.train import VAL_SEED
-from attn_models.data.scenes import TEST_SIZE, Scene, fashion_scenes, fixed_test_set, object_recall
+from attn_models.data.scenes import TEST_SIZE, Scene, fashion_scenes, fixed_test_set, missed_items, object_recall
 from attn_models.registry import load_name_or_folder
 
 
@@ -39,6 +39,7 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
     from tqdm import tqdm
 
     hyps, named, total, corr, base, cells, tests = [], 0, 0, [], [], [], []
+    confused = omitted = 0
     faith_seconds = 0.0
     model.eval()
     annotations = None
@@ -51,6 +52,8 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
         hyps.append(cap.words)
         n, t = object_recall(s, cap.words)
         named, total = named + n, total + t
+        c, o = missed_items(s, cap.words)
+        confused, omitted = confused + c, omitted + o
         for c, u, k in zip(attention_correctness(cap.alphas, cap.words, s), uniform_baseline(s, cap.words),
                            item_cells_baseline(s, cap.words, np.asarray(cap.alphas).shape[1:]), strict=True):
             if c is not None:
@@ -64,6 +67,8 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
             faith_seconds += time.time() - t0
     out = corpus_bleu(hyps, [s.captions for s in scenes])
     out.update(object_recall=named / max(1, total),
+               # the rest of the items: named with the right colour but the wrong class, or not named at all
+               items_confused=confused / max(1, total), items_omitted=omitted / max(1, total),
                attention_correctness=float(np.mean(corr)) if corr else float("nan"),
                uniform_baseline=float(np.mean(base)) if base else float("nan"),
                item_cells_baseline=float(np.mean(cells)) if cells else float("nan"),

@@ -201,3 +201,14 @@ def object_recall(scene: Scene, words: list[str]) -> tuple[int, int]:
     """(items named by a matching ``<colour> <class>`` pair, items in the scene)."""
     named = {id(it) for it in match_items(scene, words) if it is not None}
     return sum(id(it) in named for it in scene.items), len(scene.items)
+
+
+def missed_items(scene: Scene, words: list[str]) -> tuple[int, int]:
+    """The items ``object_recall`` does not count, split in two: (confused, omitted). Confused: the caption has the
+    item's colour right before a class word, but not its class (the colours of a scene are distinct, so the colour
+    says which item is meant); omitted: everything else (the item's colour never starts a pair)."""
+    named = {id(it) for it in match_items(scene, words) if it is not None}
+    paired = {words[t] for t in range(len(words) - 1) if words[t] in COLOURS and words[t + 1] in CLASS_WORDS}
+    missed = [it for it in scene.items if id(it) not in named]
+    confused = sum(it.colour in paired for it in missed)
+    return confused, len(missed) - confused

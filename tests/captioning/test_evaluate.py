@@ -1,13 +1,14 @@
 """The evaluation entry: a weights folder in, the metrics JSON (the keys of the shipped metrics.json) out."""
 import json
 
+import pytest
 import torch
 
 from attn_models.captioning import evaluate
 from attn_models.captioning.model import ShowAttendTell
 
-KEYS = ["bleu1", "bleu2", "bleu3", "bleu4", "object_recall", "attention_correctness", "uniform_baseline",
-        "item_cells_baseline",
+KEYS = ["bleu1", "bleu2", "bleu3", "bleu4", "object_recall", "items_confused", "items_omitted",
+        "attention_correctness", "uniform_baseline", "item_cells_baseline",
         "object_words", "scenes", "beam_size", "exact_match", "model", "attention", "split", "seconds", "command"]
 
 
@@ -23,6 +24,8 @@ def test_evaluate_writes_the_metrics_json(tmp_path, fashion_mnist):
     assert metrics["command"].startswith("python -m attn_models.captioning.evaluate ")
     assert "--limit 3" in metrics["command"]
     assert all(0 <= metrics[k] <= 1 for k in KEYS[:4]) and (tmp_path / "f.png").stat().st_size > 0
+    # every item is named, named with the wrong class, or not named
+    assert metrics["object_recall"] + metrics["items_confused"] + metrics["items_omitted"] == pytest.approx(1.0)
 
 
 def test_validation_flag_scores_the_training_scripts_validation_scenes(tmp_path, fashion_mnist, monkeypatch):
@@ -67,7 +70,7 @@ def test_faithfulness_flag_adds_its_keys(tmp_path, fashion_mnist):
     evaluate.main([str(tmp_path / "w"), "--limit", "2", "--beam-size", "1", "--max-len", "3", "--faithfulness",
                    "--faithfulness-draws", "2", "--faithfulness-seed", "4", "--json", str(tmp_path / "m.json")])
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert list(metrics) == KEYS[:12] + FAITH_KEYS + KEYS[12:]
+    assert list(metrics) == KEYS[:14] + FAITH_KEYS + KEYS[14:]
     assert metrics["faithfulness_draws"] == 2 and metrics["faithfulness_seed"] == 4
     tests = []
     for i, scene in enumerate(fixed_test_set(2)):

@@ -73,6 +73,11 @@ def test_word_boxes_and_correctness():
     assert boxes == [items[0].box, items[0].box, None, items[1].box, items[1].box, None, None, None]
     assert S.object_recall(scene, words) == (2, 2)
     assert S.object_recall(scene, ["red", "bag"]) == (0, 2)
+    # what recall misses: the red item named as a bag is confused, the blue one never named is omitted
+    assert S.missed_items(scene, words) == (0, 0)
+    assert S.missed_items(scene, ["red", "bag"]) == (1, 1)
+    assert S.missed_items(scene, ["red", "and", "blue", "above"]) == (0, 2)  # a colour alone is no pair
+    assert S.missed_items(scene, ["red", "tshirt", "blue", "tshirt"]) == (1, 0)
     alphas = np.zeros((len(words), 12, 12))
     alphas[:, 0, 0] = 1.0  # all attention in the top-left cell, inside the red tshirt's box
     ac = attention_correctness(alphas, words, scene)
