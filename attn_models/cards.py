@@ -171,6 +171,17 @@ def _captioning_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
                      "`--ds-lambda`), chosen on validation against λ = 0.01: the penalty asks every cell of the grid "
                      "for a total attention of 1 over the caption, and with far more cells than words it pulls each "
                      "word's attention off its item onto empty canvas.")
+    if cfg["attention"] == "hard" and args.get("reward") == "to_go":
+        d = args.get("reward_discount", 1.0)
+        lines.append("- REINFORCE reward to go (`--reward to_go`): the paper weights every sampled location's "
+                     "log-probability by the whole caption's log-likelihood minus a moving-average baseline; here "
+                     f"location t is weighted by the discounted log-likelihood of the words from t on (discount {d:g}) "
+                     "minus a moving average kept per word position. Leaving out the words before t changes nothing "
+                     "in expectation (the location at t cannot change them); the discount is a bias taken for "
+                     "less variance.")
+    if cfg["attention"] == "hard":
+        lines.append("- At test time the context is the most likely location (argmax of α), so every map is one-hot; "
+                     "the figures and the app draw it bilinearly upsampled, as attention correctness measures it.")
     if args.get("targets") == "canonical":
         lines.append("- Training targets are the scene's reading-order caption (`scenes.canonical_caption`): with "
                      "every item order equally likely, the first word would be a mixture over the items. BLEU "

@@ -526,3 +526,20 @@ def test_equal_time_pairs_the_nearest_logged_step_within_the_window():
     assert _equal_time_step(logged, 3000 + EQUAL_TIME_WINDOW) == 3000
     assert _equal_time_step(logged, 3001 + EQUAL_TIME_WINDOW) is None
     assert _equal_time_step([], 1000) is None
+
+
+@pytest.mark.parametrize("reward", ["to_go", "sentence"])
+def test_hard_captioning_card_names_the_reward_it_trained_with(tmp_path, reward):
+    name = "sat-hard-fashion-scenes"
+    run = tmp_path / "runs" / "dec"
+    write_run(run, name, "attn_models.captioning.train", "nll_per_word", "val_recall")
+    info = json.loads((run / "train_info.json").read_text())
+    info["args"] |= {"reward": reward, "reward_discount": 0.5 if reward == "to_go" else 1.0}
+    (run / "train_info.json").write_text(json.dumps(info))
+    out = weights_folder(tmp_path, name, ("attention.png",)) / "README.md"
+    shipped = older_captioning_json(name)
+    cards.write_card(name, [run], write_json(tmp_path / "m.json", shipped), out=out)
+    deviations = out.read_text().split("Deviations from the paper, on purpose:")[1].split("## ")[0]
+    assert ("reward to go" in deviations and "discount 0.5" in deviations) == (reward == "to_go")
+    assert "argmax of α" in deviations  # test-time hard attention, whatever the reward
+    assert "doubly stochastic" not in deviations  # the soft model's deviation

@@ -7,7 +7,7 @@ BatchNorm, no gradients), and trains the decoder: soft attention with the doubly
 (``--ds-lambda``), or hard attention with REINFORCE (moving-average baseline, checkpointed with the run, so
 ``--resume`` is exact), an entropy bonus and the expected context with probability ``--expect-prob``.
 
-The shipped models, from the encoder of the two ``pretrain`` runs in its module docstring
+The v4 models, from the encoder of the two ``pretrain`` runs in its module docstring
 (``runs/sat-encoder-v4/export``); the first run encodes 16,000 training scenes once and caches them:
 
     python -m attn_models.captioning.train --attention soft --ds-lambda 0 \\
@@ -19,8 +19,9 @@ The shipped models, from the encoder of the two ``pretrain`` runs in its module 
         --feature-pool 16000 --pool-cache runs/pool-v4-16000.safetensors --lr 2e-3 --max-steps 11498 \\
         --eval-every 1000 --eval-scenes 100 --seed 0 --export weights/sat-hard-fashion-scenes
 
-(those are the hard model's and v4 of the soft one's; the soft model's v6 is the same soft command on the fourth
-encoder run, ``runs/sat-encoder-v6/export``: docs/model-cards.md has its commands). Then
+(those are the v4 models; the shipped soft model, v6, is the same soft command on the fourth encoder run,
+``runs/sat-encoder-v6/export``, and the shipped hard model, v7, the same hard command on it with ``--feature-pool
+64000``: docs/model-cards.md has their commands). Then
 ``python -m attn_models.captioning.evaluate weights/sat-soft-fashion-scenes --json metrics.json``.
 On photos (Karpathy's split JSON of COCO / Flickr8k / Flickr30k), with an ImageNet encoder instead:
 
