@@ -79,10 +79,7 @@ def scene_item_metrics(net: TagNet, scenes: list[Scene], prefix: str) -> dict[st
                 y0, x0, y1, x1 = item.box
                 rows = (centres >= y0) & (centres < y1)
                 cols = (centres >= x0) & (centres < x1)
-                cells = rows[:, None] & cols[None, :]
-                if not cells.any():  # an item smaller than a cell: the cell holding its centre
-                    cells[min((y0 + y1) // 2 // STRIDE, len(centres) - 1),
-                          min((x0 + x1) // 2 // STRIDE, len(centres) - 1)] = True
+                cells = rows[:, None] & cols[None, :]  # never empty: an item's box (28 px) spans 3+ cells a side
                 colour_ok = int(col[b, :len(COLOURS)][:, cells].mean(1).argmax()) == COLOURS.index(item.colour)
                 class_ok = int(cls[b, :cls.shape[1] - int(net.background)][:, cells].mean(1).argmax()) == item.label
                 right["colour"].append(colour_ok)
