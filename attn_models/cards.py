@@ -660,6 +660,7 @@ def _plot(ax, series: dict[str, list[tuple[int, float]]], title: str, style: str
     ax.set_title(title, fontsize=8)
     ax.set_xlabel("step", fontsize=7)
     ax.tick_params(labelsize=6)
+    ax.ticklabel_format(axis="y", useOffset=False)  # a metric pinned near 1 would read as "+1" and tiny offsets
     if series:
         ax.legend(fontsize=6)
     else:
