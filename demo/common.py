@@ -232,12 +232,13 @@ def get_model(name: str, device: str | None = None, **load_kwargs):
 
 
 def bundled_json(name: str, file: str) -> dict | None:
-    """A measurement stored beside model ``name``'s bundled weights (an evaluate script's JSON), or None when the
-    file is missing or not JSON: the tabs then say that nothing is measured instead of failing."""
+    """A measurement stored beside model ``name``'s bundled weights (an evaluate script's JSON object), or None when
+    the file is missing, not JSON or not an object: the tabs then say that nothing is measured instead of failing."""
     try:
-        return json.loads((get_spec(name).local_dir / file).read_text())
+        data = json.loads((get_spec(name).local_dir / file).read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 @contextmanager

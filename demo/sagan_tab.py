@@ -62,7 +62,7 @@ def ablation_text(name: str = MODEL_NAME) -> str:
     """Does attention help? The shipped model's evaluation (its ``metrics.json``): each ablation arm's mean ± spread
     over its seeds when the evaluation has arms, else one row per evaluated model."""
     ev = common.bundled_json(name, METRICS_FILE)
-    if not isinstance(ev, dict):
+    if ev is None:
         return f"No evaluation of {name} is bundled ({METRICS_FILE} beside its weights)."
     head = (f"**Does attention help?** The trained models, measured by `{ev.get('command', 'evaluate')}` against "
             f"{ev.get('fid_reference', 'the test set')} (FID: lower is better; class consistency: the share of "

@@ -52,8 +52,8 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
         hyps.append(cap.words)
         n, t = object_recall(s, cap.words)
         named, total = named + n, total + t
-        c, o = missed_items(s, cap.words)
-        confused, omitted = confused + c, omitted + o
+        wrong_class, unnamed = missed_items(s, cap.words)
+        confused, omitted = confused + wrong_class, omitted + unnamed
         for c, u, k in zip(attention_correctness(cap.alphas, cap.words, s), uniform_baseline(s, cap.words),
                            item_cells_baseline(s, cap.words, np.asarray(cap.alphas).shape[1:]), strict=True):
             if c is not None:

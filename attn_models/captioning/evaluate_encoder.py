@@ -26,12 +26,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_model
 
+from attn_models.captioning.metrics import box_cells
 from attn_models.captioning.pretrain import TAG_NET_FILE, VAL_SEED, TagNet, item_canvases, tag_metrics
 from attn_models.captioning.train import VAL_SEED as SCENE_VAL_SEED
 from attn_models.data.fashion_mnist import load_fashion_mnist
 from attn_models.data.scenes import COLOURS, Scene, fashion_scenes, fixed_test_set
-
-STRIDE = 8  # the encoder's: cell (i, j) covers pixels from 8i, its centre is at 8i + 4
 
 
 def load_tag_net(folder: str | Path) -> tuple[TagNet, dict]:
@@ -73,13 +72,9 @@ def scene_item_metrics(net: TagNet, scenes: list[Scene], prefix: str) -> dict[st
         chunk = scenes[i:i + 100]
         x = torch.from_numpy(np.stack([s.image for s in chunk])).permute(0, 3, 1, 2).float() / 255.0
         col, cls = net(x, per_cell=True)
-        centres = torch.arange(col.shape[-1]) * STRIDE + STRIDE // 2
         for b, scene in enumerate(chunk):
             for item in scene.items:
-                y0, x0, y1, x1 = item.box
-                rows = (centres >= y0) & (centres < y1)
-                cols = (centres >= x0) & (centres < x1)
-                cells = rows[:, None] & cols[None, :]  # never empty: an item's box (28 px) spans 3+ cells a side
+                cells = torch.from_numpy(box_cells(item.box, tuple(col.shape[-2:])))
                 colour_ok = int(col[b, :len(COLOURS)][:, cells].mean(1).argmax()) == COLOURS.index(item.colour)
                 class_ok = int(cls[b, :cls.shape[1] - int(net.background)][:, cells].mean(1).argmax()) == item.label
                 right["colour"].append(colour_ok)

@@ -50,20 +50,27 @@ def item_cells_baseline(scene: Scene, words: list[str], grid: tuple[int, int]) -
     """Attention correctness of a map spread evenly over the grid cells whose centres lie inside the word's item box
     (None for non-object words): what a map that found the item but not its centre scores, since the upsampling
     carries mass past the box edge. A map on the item's central cells alone scores close to 1."""
-    gh, gw = grid
-    cy, cx = (np.arange(gh) + 0.5) * CANVAS / gh, (np.arange(gw) + 0.5) * CANVAS / gw  # cell centres, canvas px
     out: list[float | None] = []
     for box in word_boxes(scene, words):
         if box is None:
             out.append(None)
             continue
-        cells = np.outer((cy >= box[0]) & (cy < box[2]), (cx >= box[1]) & (cx < box[3])).astype(np.float64)
-        if not cells.any():  # a box smaller than a cell: the cell holding its centre
-            cells[min(int((box[0] + box[2]) / 2 * gh / CANVAS), gh - 1),
-                  min(int((box[1] + box[3]) / 2 * gw / CANVAS), gw - 1)] = 1.0
+        cells = box_cells(box, grid).astype(np.float64)
         up = upsample_attention(cells / cells.sum())
         out.append(float(up[box[0]:box[2], box[1]:box[3]].sum()))
     return out
+
+
+def box_cells(box, grid: tuple[int, int]) -> np.ndarray:
+    """(gh, gw) bool: the grid cells whose centres lie inside ``box`` (canvas px), the cells the encoder's per-cell
+    tag loss labels with that item; for a box smaller than a cell, the cell holding the box's centre."""
+    gh, gw = grid
+    cy, cx = (np.arange(gh) + 0.5) * CANVAS / gh, (np.arange(gw) + 0.5) * CANVAS / gw  # cell centres, canvas px
+    cells = np.outer((cy >= box[0]) & (cy < box[2]), (cx >= box[1]) & (cx < box[3]))
+    if not cells.any():
+        cells[min(int((box[0] + box[2]) / 2 * gh / CANVAS), gh - 1),
+              min(int((box[1] + box[3]) / 2 * gw / CANVAS), gw - 1)] = True
+    return cells
 
 
 def corpus_bleu(hypotheses: list[list[str]], references: list[list[list[str]]]) -> dict[str, float]:

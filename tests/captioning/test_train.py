@@ -275,10 +275,11 @@ def test_encoder_evaluation_reads_the_tag_head_inside_each_scene_items_box(stage
     assert 0 <= out["test_scene_item_acc"] <= min(out["test_scene_class_acc"], out["test_scene_colour_acc"])
     scenes = fixed_test_set(6)
     net, _ = evaluate_encoder.load_tag_net(stages / "enc-w")
-    g = 96 // evaluate_encoder.STRIDE
-    # a head whose class evidence is the item's own label wherever the item is, class 0 elsewhere, scores 1
+    g = 12  # the encoder's grid on a 96 px scene (stride 8)
+    # a head whose class evidence is the item's own label in the cells whose centre lies in its box (cell i's
+    # centre at 8i + 4 px), class 0 elsewhere, scores 1
     truth = torch.zeros(len(scenes), g, g, dtype=torch.long)
-    centres = torch.arange(g) * evaluate_encoder.STRIDE + evaluate_encoder.STRIDE // 2
+    centres = torch.arange(g) * 8 + 4
     for b, scene in enumerate(scenes):
         for item in scene.items:
             y0, x0, y1, x1 = item.box
