@@ -230,7 +230,7 @@ def caption_loss(model: ShowAttendTell, a: torch.Tensor, tokens: torch.Tensor, d
     mask = (targets != model.pad_id).float()  # (B, T)
     hard = model.attention == "hard"
     if hard:
-        use_expect = torch.rand(a.shape[0], generator=generator, device="cpu") < expect_prob
+        use_expect = torch.rand(a.shape[0], generator=generator, device=a.device) < expect_prob  # generator there too
         out = model.decoder(a, tokens_in, mode=use_expect.to(a.device), generator=generator)
     else:
         out = model.decoder(a, tokens_in, mode=SOFT)

@@ -253,7 +253,8 @@ class DecoderTask(training.TrainTask):
 
     def train_step(self, step, rng):
         a = self.args
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))  # hard attention's sampled locations
+        # hard attention's sampled locations, drawn where the model runs (a CUDA multinomial takes a CUDA generator)
+        gen = torch.Generator(device=self.device).manual_seed(int(rng.integers(2**62)))
         x, feats, refs = self.batch(step, rng)
         if a.data == "fashion-scenes" and a.targets == "canonical":
             chosen = [r[0] for r in refs]  # the reading-order caption (scenes.py says why)

@@ -131,7 +131,7 @@ class CachedSampler:
         H, W, C = m.image_shape
         N = m.num_positions
         caches = self.new_caches(n)
-        u = batch_draws(seed, n, N)  # (n, N) float64, one per generation step
+        u = batch_draws(seed, n, N).to(dev)  # (n, N) float64, one per generation step, beside the logits
         image = torch.zeros(n, N, dtype=torch.long, device=dev)  # raster order
         done = torch.zeros(N, dtype=torch.bool)
         # everything in the input that does not depend on sampled values, for all positions at once
@@ -162,7 +162,7 @@ def recompute_sample(model, n: int, labels=None, temperature: float = 1.0, seed:
     t, y, _, _ = model.check_sampling_args(n, labels, temperature, seed)
     dev = model.device
     N = model.num_positions
-    u = batch_draws(seed, n, N)  # (n, N) float64
+    u = batch_draws(seed, n, N).to(dev)  # (n, N) float64
     image = torch.zeros(n, N, dtype=torch.long, device=dev)  # raster order
     yd = None if y is None else y.to(dev)
     for step, p in enumerate(model.order.tolist()):
