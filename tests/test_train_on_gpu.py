@@ -37,3 +37,31 @@ def test_runs_come_back_as_archives_that_resume_on_the_cpu(fashion_mnist, tmp_pa
     resumed = json.loads((back / names[0] / "train_info.json").read_text())
     assert [s["to_step"] - s["from_step"] for s in resumed["segments"]][-1] == 1
     assert resumed["steps"] == before + 1 and resumed["segments"][-1]["device"] == "cpu"
+
+
+def test_captioning_seeds_run_side_by_side_and_come_back_exported(fashion_mnist, tmp_path):
+    """A captioning recipe trains a new decoder on the encoder frozen inside the shipped model; --parallel runs the
+    recipes at once, each archive holding its run, its exported model and its own output."""
+    names = ["sat-hard-seed1", "sat-soft-seed2"]
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    done = subprocess.run([sys.executable, "scripts/train_on_gpu.py", "--out", str(out), "--device", "cpu",
+                           "--minutes", "0.5", "--runs-root", str(runs), "--models", *names, "--parallel",
+                           "--extra", "--feature-pool", "40", "--max-steps", "3"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.tar" for n in names)
+    assert all(p.stat().st_size < 16 * 2**20 for p in out.iterdir())
+    from safetensors.torch import load_file
+
+    shipped = load_file(str(ROOT / "weights" / "sat-soft-fashion-scenes" / "model.safetensors"))
+    for name, seed in zip(names, (1, 2), strict=True):
+        with tarfile.open(out / f"{name}.tar") as tar:
+            tar.extractall(tmp_path / "back", filter="data")
+        run = tmp_path / "back" / name
+        info = json.loads((run / "train_info.json").read_text())
+        assert info["steps"] == 3 and "--encoder-from" in info["segments"][0]["command"]
+        assert json.loads((run / "args.json").read_text())["seed"] == seed
+        assert (run / "stdout.log").exists() and (run / "export" / "config.json").exists()
+        model = load_file(str(run / "export" / "model.safetensors"))
+        frozen = [k for k in shipped if k.startswith("encoder.")]
+        assert frozen and all(model[k].equal(shipped[k]) for k in frozen), "the shipped encoder, frozen"
