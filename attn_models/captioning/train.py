@@ -36,10 +36,12 @@ the ``--feature-pool`` scenes encoded once (the encoder is frozen, so this only 
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -108,6 +110,15 @@ def validate(model: ShowAttendTell, scenes) -> dict[str, float]:
     return {"val_recall": named / max(1, total), "val_att_correctness": float(np.mean(corr)) if corr else 0.0}
 
 
+def pool_key(model: ShowAttendTell, args) -> dict[str, str]:
+    """What an encoded pool depends on: its scenes (--seed, --feature-pool) and the frozen encoder's weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return {"seed": str(args.seed), "scenes": str(args.feature_pool), "encoder_sha256": digest.hexdigest()[:16]}
+
+
 class ScenePool:
     """Training scenes encoded once by the frozen encoder; batches are drawn from them by seed+step."""
 
@@ -115,10 +126,16 @@ class ScenePool:
         scenes = fashion_scenes("train", args.feature_pool, args.seed)
         self.captions = [s.captions for s in scenes]
         cache = Path(args.pool_cache) if args.pool_cache else None
-        if cache is not None and cache.exists():  # written by an earlier run with the same encoder
-            self.features = load_file(str(cache))["features"]
-            if self.features.shape[0] != len(scenes):
-                raise SystemExit(f"{cache} holds {self.features.shape[0]} scenes, not --feature-pool {len(scenes)}")
+        key = pool_key(model, args)
+        if cache is not None and cache.exists():  # written by an earlier run with the same scenes and encoder
+            with safe_open(str(cache), "pt") as f:
+                found = f.metadata() or {}
+                # The captions come from --seed and --feature-pool, the features from the file: a cache of other
+                # scenes or another encoder would pair each caption with another image's features, silently.
+                if found != key:
+                    raise SystemExit(f"{cache} was encoded for {found or 'unrecorded scenes and encoder'}, this run "
+                                     f"needs {key}: delete it or name another --pool-cache")
+                self.features = f.get_tensor("features")
             return
         chunks = []
         with torch.no_grad():
@@ -127,7 +144,7 @@ class ScenePool:
         self.features = torch.cat(chunks)  # (N, L, D) float16
         if cache is not None:
             tmp = cache.with_suffix(".tmp")
-            save_file({"features": self.features}, str(tmp))
+            save_file({"features": self.features}, str(tmp), metadata=key)
             tmp.replace(cache)
 
     def batch(self, rng: np.random.Generator, size: int):

@@ -108,6 +108,19 @@ def test_hard_decoder_two_processes(fashion_mnist, tmp_path):
     assert set(info["final_eval"]) == {"val_recall", "val_att_correctness"}
 
 
+def test_pool_cache_of_other_scenes_is_refused(fashion_mnist, tmp_path):
+    """The pool file records its scenes and encoder: a run with another seed must not pair its captions with the
+    cached features of other images."""
+    cache = tmp_path / "pool.safetensors"
+    base = [*TINY_DEC, "--feature-pool", "12", "--pool-cache", str(cache), "--max-steps", "1", "--no-progress"]
+    train.main([*base, "--seed", "0", "--run-dir", str(tmp_path / "a")])
+    written = cache.stat().st_mtime_ns
+    train.main([*base, "--seed", "0", "--run-dir", str(tmp_path / "b")])  # the same scenes: the cache is read
+    assert cache.stat().st_mtime_ns == written
+    with pytest.raises(SystemExit, match="delete it or name another --pool-cache"):
+        train.main([*base, "--seed", "1", "--run-dir", str(tmp_path / "c")])
+
+
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory, fashion_mnist):
     """Stage 1 exported, then a hard decoder on it: 2 steps, stop, resume to 4 with --export."""
