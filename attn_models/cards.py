@@ -951,9 +951,35 @@ def pictures_section(task: str, out_dir: Path) -> list[str]:
     return lines
 
 
+def earlier_stages(card: Path) -> list[str]:
+    """The run sections of a card this script wrote, except its last stage (the run being replaced), headings one
+    level down: for a chain whose earlier run directories are gone (the captioning encoder a new decoder reuses)."""
+    text = read_text_file(card, "the card of the version before, written by this script")
+    sections, current = [], None
+    for line in text.splitlines():
+        if line.startswith("### Stage "):
+            current = [line]
+            sections.append(current)
+        elif line.startswith("## ") or (line.startswith("### ") and current is not None):
+            current = None
+        elif current is not None:
+            current.append(line)
+    if len(sections) < 2:
+        raise ValueError(f"{card}: no earlier stage to carry (it has {len(sections)} '### Stage' section(s))")
+    return [("#" + line if line.startswith("### ") else line) for section in sections[:-1] for line in section]
+
+
+def read_text_file(path: Path, what: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read {what} ({e.strerror})") from None
+
+
 def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: dict | None,
               prev_path: Path | None, prev_label: str, out: Path, command: str | None,
-              compared: list[tuple[str, Run]] = (), step_cost: tuple[Path, dict] | None = None) -> str:
+              compared: list[tuple[str, Run]] = (), step_cost: tuple[Path, dict] | None = None,
+              earlier_card: Path | None = None) -> str:
     task = get_spec(name).task
     spec = TASKS[task]
     config_path = out.parent / "config.json"
@@ -968,10 +994,18 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
              "## Use", "", "```python", "from attn_models import load", spec.usage.format(name=name), "```", "",
              *evaluation_section(task, name, ev, eval_path, previous, prev_path, prev_label), *arms_section(ev),
              *arm_lines, "## Training", ""]
+    carried = earlier_stages(earlier_card) if earlier_card is not None else []
+    if earlier_card is not None:
+        lines += [f"### Earlier stages, carried from `{_shown(earlier_card)}` (sha256 {_sha(earlier_card)})", "",
+                  "The stages before this version's own run(s) are the same runs as the version before (the same "
+                  "frozen weights); their run directories are not kept, so their sections are taken verbatim from "
+                  "that card, which this script wrote from their logs. The table and the learning curve below cover "
+                  "this version's run(s) only.", "", *carried, ""]
     if len(runs) > 1:
         lines += ["The runs of the chain, per machine:", "", machine_table(runs), ""]
-    for i, run in enumerate(runs, 1):
-        lines += run_section(run, i, len(runs) > 1)
+    first = 1 + sum(line.startswith("#### Stage ") for line in carried)
+    for i, run in enumerate(runs, first):
+        lines += run_section(run, i, len(runs) > 1 or earlier_card is not None)
     lines += equal_steps_section(runs[-1], list(compared), step_cost)
     lines += ["## Learning curve", "", f"![learning curve]({CURVE})", "",
               "Training statistics as logged (means over each `--log-every` window) and the validation numbers, "
@@ -1008,7 +1042,8 @@ def _sources(what: str, files: list[Path], command: str | None) -> str:
 
 def write_card(name: str, runs: list[Path], eval_path: Path, previous: Path | None = None,
                out: Path | None = None, previous_label: str = "previous", command: str | None = None,
-               compare_runs: list[tuple[str, Path]] = (), step_cost: Path | None = None) -> Path:
+               compare_runs: list[tuple[str, Path]] = (), step_cost: Path | None = None,
+               earlier_card: Path | None = None) -> Path:
     """Write ``out`` (default weights/<name>/README.md) and learning_curve.png beside it; returns ``out``.
     ``compare_runs``: (label, run directory) of runs whose validation is set beside the last run's at equal steps;
     ``step_cost``: the JSON of ``bench/sagan_train_step.py``, which sets them beside it at equal wall time too.
@@ -1028,7 +1063,7 @@ def write_card(name: str, runs: list[Path], eval_path: Path, previous: Path | No
         raise ValueError("--step-cost needs --compare-run (the no-attention run to set beside this one)")
     cost = (Path(step_cost), read_step_cost(Path(step_cost))) if step_cost is not None else None
     text = card_text(name, loaded, ev, eval_path, prev, Path(previous) if previous else None, previous_label,
-                     out, command, compared, cost)
+                     out, command, compared, cost, Path(earlier_card) if earlier_card else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     learning_curve(loaded, out.parent / CURVE)
     out.write_text(text)
@@ -1088,6 +1123,10 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--step-cost", metavar="STEP_COST_JSON",
                    help="with --compare-run: the JSON of bench/sagan_train_step.py (seconds per training step with "
                         "and without attention), to set the compared runs beside this one at equal wall time too")
+    p.add_argument("--earlier-stages-from", metavar="OLD_CARD",
+                   help="a card this script wrote (keep a copy: --out may overwrite it) whose stages before its "
+                        "last are this version's too (the same frozen encoder) and whose run directories are gone: "
+                        "their sections are carried verbatim")
     p.add_argument("--out", help="the card to write (default weights/NAME/README.md); config.json is read and "
                                  "learning_curve.png written beside it")
     args = p.parse_args(argv)
@@ -1110,7 +1149,7 @@ def main(argv: list[str] | None = None) -> Path:
             print(f"updated the evaluation section of {out}")
             return out
         out = write_card(args.name, args.run, args.eval, args.previous, args.out, args.previous_label, command,
-                         compare_runs, args.step_cost)
+                         compare_runs, args.step_cost, args.earlier_stages_from)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"wrote {out} and {out.parent / CURVE}")

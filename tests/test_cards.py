@@ -180,6 +180,34 @@ def test_captioning_chain_card(tmp_path):
     assert "Weights evaluated: `runs/dec/export`" in card
 
 
+def test_a_new_decoder_carries_the_encoder_stages_from_the_card_before(tmp_path):
+    """The encoder's run directories are gone, the new decoder froze the same encoder: its stages come verbatim
+    from the card before (written from their logs), the new run follows as the next stage."""
+    name = "sat-hard-fashion-scenes"
+    enc = write_run(tmp_path / "runs" / "enc", "sat-encoder", "attn_models.captioning.pretrain", "loss",
+                    "val_class_acc")
+    write_run(tmp_path / "runs" / "dec", name, "attn_models.captioning.train", "nll_per_word", "val_recall")
+    shipped = {**older_captioning_json(name), "model": "runs/dec/export"}
+    out = weights_folder(tmp_path, name, ("attention.png",)) / "README.md"
+    evaluated = write_json(tmp_path / "m.json", shipped)
+    cards.write_card(name, [tmp_path / "runs" / "enc", tmp_path / "runs" / "dec"], evaluated, out=out)
+    old = tmp_path / "old-card.md"
+    old.write_text(out.read_text())
+    new = write_run(tmp_path / "runs" / "dec2", name, "attn_models.captioning.train", "nll_per_word", "val_recall",
+                    start=3.0)
+    cards.write_card(name, [tmp_path / "runs" / "dec2"], evaluated, out=out, earlier_card=old)
+    card = out.read_text()
+    stage1 = old.read_text().split("### Stage 1")[1].split("### Stage 2")[0]
+    assert "#### Stage 1" + stage1 in card  # the encoder's section, verbatim, one level down
+    assert "### Stage 2: `attn_models.captioning.train`" in card and "Stage 3" not in card
+    assert "runs/dec2" in card and "`runs/dec`" not in card.split("### Stage 2")[1]  # the old decoder is not carried
+    check_training_records(card, [enc, new])
+    with pytest.raises(ValueError, match="no earlier stage"):
+        single = tmp_path / "single.md"
+        single.write_text("# card\n\n### Stage 1: x\n\nsome run\n")
+        cards.write_card(name, [tmp_path / "runs" / "dec2"], evaluated, out=out, earlier_card=single)
+
+
 def test_captioning_card_shows_the_faithfulness_numbers_when_evaluated(tmp_path):
     """`evaluate --faithfulness` adds faithfulness_* keys: rows with their spread; an older JSON shows dashes."""
     name = "sat-hard-fashion-scenes"
