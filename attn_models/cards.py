@@ -145,9 +145,11 @@ def _captioning_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
                   f"items (spec: {_link(DATA_SPEC, out_dir)}; code: `attn_models/data/scenes.py`). It captions "
                   "Fashion-Scenes; it was never trained on photos" if data == "fashion-scenes" else f"`{data}`")
     grid = (f"a {cfg['image_size'] // 8}x{cfg['image_size'] // 8} grid of " if cfg["encoder"] == "small" else "")
+    entropy = (f" (weight λ_e = {args['entropy_weight']:g}, `--entropy-weight`; the paper does not give its value)"
+               if "entropy_weight" in args else "")
     context = ("z_t = β Σ_i α_ti a_i (soft: the expected context)" if cfg["attention"] == "soft" else
                "z_t = β a_s with s ~ Multinoulli(α_t) (hard), trained with REINFORCE (moving-average baseline), "
-               "an entropy bonus and, with probability `--expect-prob`, the expected context")
+               f"an entropy bonus on α{entropy} and, with probability `--expect-prob`, the expected context")
     lines = [f"Show, Attend and Tell (Xu et al. 2015) with **{cfg['attention']}** attention, trained on {trained_on}.",
              "", "## Architecture (config.json)", "",
              f"- Encoder `{cfg['encoder']}` (`attn_models/captioning/encoder.py`): block widths "

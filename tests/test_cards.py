@@ -562,11 +562,13 @@ def test_hard_captioning_card_names_the_reward_it_trained_with(tmp_path, reward)
     run = tmp_path / "runs" / "dec"
     write_run(run, name, "attn_models.captioning.train", "nll_per_word", "val_recall")
     info = json.loads((run / "train_info.json").read_text())
-    info["args"] |= {"reward": reward, "reward_discount": 0.5 if reward == "to_go" else 1.0}
+    info["args"] |= {"reward": reward, "reward_discount": 0.5 if reward == "to_go" else 1.0,
+                     "entropy_weight": 0.003}
     (run / "train_info.json").write_text(json.dumps(info))
     out = weights_folder(tmp_path, name, ("attention.png",)) / "README.md"
     shipped = older_captioning_json(name)
     cards.write_card(name, [run], write_json(tmp_path / "m.json", shipped), out=out)
+    assert "an entropy bonus on α (weight λ_e = 0.003, `--entropy-weight`" in out.read_text()
     deviations = out.read_text().split("Deviations from the paper, on purpose:")[1].split("## ")[0]
     assert ("reward to go" in deviations and "discount 0.5" in deviations) == (reward == "to_go")
     assert "argmax of α" in deviations  # test-time hard attention, whatever the reward
