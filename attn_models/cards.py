@@ -998,11 +998,12 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
              *arm_lines, "## Training", ""]
     carried = earlier_stages(earlier_card) if earlier_card is not None else []
     if earlier_card is not None:
-        lines += [f"### Earlier stages, carried from `{_shown(earlier_card)}` (sha256 {_sha(earlier_card)})", "",
+        lines += ["### Earlier stages, carried from the card of the version before", "",
                   "The stages before this version's own run(s) are the same runs as the version before (the same "
                   "frozen weights); their run directories are not kept, so their sections are taken verbatim from "
-                  "that card, which this script wrote from their logs. The table and the learning curve below cover "
-                  "this version's run(s) only.", "", *carried, ""]
+                  f"that card (`{_shown(earlier_card)}`, sha256 {_sha(earlier_card)}; this card as it was shipped "
+                  "before, in the repository's history), which this script wrote from their logs. The table and the "
+                  "learning curve below cover this version's run(s) only.", "", *carried, ""]
     if len(runs) > 1:
         lines += ["The runs of the chain, per machine:", "", machine_table(runs), ""]
     first = 1 + sum(line.startswith("#### Stage ") for line in carried)
