@@ -1001,8 +1001,8 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
         lines += ["### Earlier stages, carried from the card of the version before", "",
                   "The stages before this version's own run(s) are the same runs as the version before (the same "
                   "frozen weights); their run directories are not kept, so their sections are taken verbatim from "
-                  f"that card (`{_shown(earlier_card)}`, sha256 {_sha(earlier_card)}; this card as it was shipped "
-                  "before, in the repository's history), which this script wrote from their logs. The table and the "
+                  f"that card (this card as it was shipped before, in the repository's history; sha256 "
+                  f"{_sha(earlier_card)}), which this script wrote from their logs. The table and the "
                   "learning curve below cover this version's run(s) only.", "", *carried, ""]
     if len(runs) > 1:
         lines += ["The runs of the chain, per machine:", "", machine_table(runs), ""]
@@ -1127,7 +1127,7 @@ def main(argv: list[str] | None = None) -> Path:
                    help="with --compare-run: the JSON of bench/sagan_train_step.py (seconds per training step with "
                         "and without attention), to set the compared runs beside this one at equal wall time too")
     p.add_argument("--earlier-stages-from", metavar="OLD_CARD",
-                   help="a card this script wrote (keep a copy: --out may overwrite it) whose stages before its "
+                   help="a copy of a card this script wrote (--out overwrites the card) whose stages before its "
                         "last are this version's too (the same frozen encoder) and whose run directories are gone: "
                         "their sections are carried verbatim")
     p.add_argument("--out", help="the card to write (default weights/NAME/README.md); config.json is read and "
