@@ -955,14 +955,15 @@ def pictures_section(task: str, out_dir: Path) -> list[str]:
 
 def earlier_stages(card: Path) -> list[str]:
     """The run sections of a card this script wrote, except its last stage (the run being replaced), headings one
-    level down: for a chain whose earlier run directories are gone (the captioning encoder a new decoder reuses)."""
+    level down: for a chain whose earlier run directories are gone (the captioning encoder a new decoder reuses).
+    Stages that card itself carried (``#### Stage``) are carried again, so the chain survives every new version."""
     text = read_text_file(card, "the card of the version before, written by this script")
     sections, current = [], None
     for line in text.splitlines():
-        if line.startswith("### Stage "):
+        if line.startswith(("### Stage ", "#### Stage ")):
             current = [line]
             sections.append(current)
-        elif line.startswith("## ") or (line.startswith("### ") and current is not None):
+        elif line.startswith(("## ", "### ")):
             current = None
         elif current is not None:
             current.append(line)

@@ -126,9 +126,9 @@ def main(argv=None) -> int:
         started = time.time()
         procs = {}
         for name in args.models:  # each run's output to its own file (packed with it), not interleaved
-            log = open(runs_root / f"{name}.stdout", "w")
-            procs[name] = subprocess.Popen(command(name, runs_root, args.minutes, args.device, threads, args.extra),
-                                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            with open(runs_root / f"{name}.stdout", "w") as log:  # the child keeps its own handle
+                procs[name] = subprocess.Popen(command(name, runs_root, args.minutes, args.device, threads,
+                                                       args.extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         for name, proc in procs.items():
             results.append(pack(name, out, runs_root, started, proc.wait()))
     else:

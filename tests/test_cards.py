@@ -202,6 +202,11 @@ def test_a_new_decoder_carries_the_encoder_stages_from_the_card_before(tmp_path)
     assert "### Stage 2: `attn_models.captioning.train`" in card and "Stage 3" not in card
     assert "runs/dec2" in card and "`runs/dec`" not in card.split("### Stage 2")[1]  # the old decoder is not carried
     check_training_records(card, [enc, new])
+    # the version after carries the same encoder stage again, from this card
+    again = tmp_path / "card-v2.md"
+    again.write_text(card)
+    cards.write_card(name, [tmp_path / "runs" / "dec"], evaluated, out=out, earlier_card=again)
+    assert "#### Stage 1" + stage1 in out.read_text() and "### Stage 2: `attn_models.captioning.train`" in card
     with pytest.raises(ValueError, match="no earlier stage"):
         single = tmp_path / "single.md"
         single.write_text("# card\n\n### Stage 1: x\n\nsome run\n")
