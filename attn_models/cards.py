@@ -35,6 +35,7 @@ import numpy as np
 
 from attn_models.data.fashion_mnist import CLASS_NAMES
 from attn_models.registry import get_spec
+from attn_models.training import PER_INVOCATION
 
 REPO = Path(__file__).resolve().parent.parent
 CURVE = "learning_curve.png"
@@ -611,8 +612,13 @@ def run_section(run: Run, index: int, chained: bool) -> list[str]:
         lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
     lines += ["", "Per machine:", "", machine_table([run]), ""]
     if info.get("args"):
-        lines += ["<details><summary>All flags of the run (train_info.json)</summary>", "", "```json",
-                  json.dumps(info["args"], sort_keys=True), "```", "", "</details>", ""]
+        # train_info.json holds the last invocation's flags: a --resume invocation keeps the run's flags (the saved
+        # args.json) but its own per-invocation ones (resume, threads, steps_this_run, ...), which the commands
+        # above give for every invocation; printing those once as "the run's" would misstate the earlier ones.
+        run_flags = {k: v for k, v in info["args"].items() if k not in PER_INVOCATION}
+        lines += ["<details><summary>The run's flags (train_info.json; per-invocation flags such as "
+                  "<code>--threads</code> or <code>--resume</code> are in the commands above)</summary>", "",
+                  "```json", json.dumps(run_flags, sort_keys=True), "```", "", "</details>", ""]
     return lines
 
 

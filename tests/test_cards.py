@@ -45,7 +45,9 @@ def write_run(folder: Path, name: str, module: str, loss_key: str, eval_key: str
     info = {"name": name, "steps": 500, "max_steps": 500, "epochs": round(500 * BATCH / 1000, 3),
             "batch_size_per_process": BATCH, "wall_time_s": sum(s["wall_time_s"] for s in segs), "segments": segs,
             "versions": {"python": "3.11.2", "torch": "2.4.0"}, "final_eval": {eval_key: start / 500},
-            "args": {"max_steps": 500, "seed": 3, "batch_size": BATCH}}
+            # the last invocation's flags, as the scaffold records them: the run's, and that invocation's own
+            "args": {"max_steps": 500, "seed": 3, "batch_size": BATCH, "resume": True, "device": "cpu",
+                     "export": "w", "threads": 1}}
     folder.mkdir(parents=True)
     (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     (folder / "train_info.json").write_text(json.dumps(info, indent=1))
@@ -322,6 +324,16 @@ def test_run_without_train_info_is_an_error(minimal, tmp_path):
     (run / "train_info.json").unlink()
     with pytest.raises(ValueError, match=re.escape(str(run / "train_info.json"))):
         cards.write_card(name, [run], ev, out=out)
+
+
+def test_flags_block_holds_the_runs_flags_not_the_last_invocations_own(minimal, tmp_path):
+    name, run, out = minimal
+    ev = write_json(tmp_path / "e.json", {"bits_per_dim": 3.1, "marginal_baseline_bits_per_dim": 4.5,
+                                          "test_images": 10})
+    cards.write_card(name, [run], ev, out=out)
+    block = out.read_text().split("The run's flags", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    assert json.loads(block) == {"max_steps": 500, "seed": 3, "batch_size": BATCH}
+    assert "--resume --device cpu --export w" in out.read_text()  # the per-invocation flags, with their command
 
 
 def test_log_drops_the_tail_of_a_lost_invocation(minimal):
