@@ -67,14 +67,10 @@ RECIPES = {
 
 def write_shipped_encoder(runs_root: Path) -> Path:
     """The encoder both shipped captioning models froze (their ``encoder.*`` tensors), as --encoder-from reads it."""
-    from safetensors.torch import load_file, save_file
-
     folder = runs_root / ENCODER_DIR
-    if not (folder / "encoder.safetensors").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        state = load_file(str(ROOT / "weights" / "sat-soft-fashion-scenes" / "model.safetensors"))
-        save_file({k.removeprefix("encoder."): v.contiguous() for k, v in state.items() if k.startswith("encoder.")},
-                  str(folder / "encoder.safetensors"))
+    if not (folder / "encoder.safetensors").exists():  # a module of the repo, run as the trainings are (cwd ROOT)
+        subprocess.run([sys.executable, "-m", "attn_models.captioning.extract_encoder",
+                        str(ROOT / "weights" / "sat-soft-fashion-scenes"), str(folder)], cwd=ROOT, check=True)
     return folder
 
 
