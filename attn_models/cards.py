@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable
@@ -589,7 +590,9 @@ def last_records(run: Run) -> list[str]:
 STAGE_TEXT = {
     "attn_models.captioning.pretrain": "Encoder pretraining on a tag task from the training data (colour and "
                                        "class of a tinted Fashion-MNIST *train* item); its export is frozen by "
-                                       "the decoder run. Validation: items of Fashion-MNIST *test* images.",
+                                       "the decoder run. Validation: canvases of Fashion-MNIST *training* "
+                                       "items held out from the pretraining (`--val-holdout`; never the test "
+                                       "set); the encoder's accuracy on the test items is in the table above.",
     "attn_models.captioning.train": "The attention decoder on the frozen encoder. Validation: greedy captions of "
                                     "scenes of *training* images (never the test set).",
 }
@@ -975,6 +978,13 @@ def earlier_stages(card: Path) -> list[str]:
             current.append(line)
     if len(sections) < 2:
         raise ValueError(f"{card}: no earlier stage to carry (it has {len(sections)} '### Stage' section(s))")
+    for section in sections[:-1]:  # the stage's description as this script writes it now (a correction carries)
+        module = re.search(r"Stage \d+: `([\w.]+)`", section[0])
+        text = STAGE_TEXT.get(module.group(1)) if module else None
+        for i, line in enumerate(section):
+            if text and line.startswith(text.split(";")[0]):
+                section[i] = text
+                break
     return [("#" + line if line.startswith("### ") else line) for section in sections[:-1] for line in section]
 
 

@@ -209,6 +209,15 @@ def test_a_new_decoder_carries_the_encoder_stages_from_the_card_before(tmp_path)
     again.write_text(card)
     cards.write_card(name, [tmp_path / "runs" / "dec"], evaluated, out=out, earlier_card=again)
     assert "#### Stage 1" + stage1 in out.read_text() and "### Stage 2: `attn_models.captioning.train`" in card
+    # a card written with an earlier description of the stage carries the description as the script writes it now
+    stale = ("Encoder pretraining on a tag task from the training data (colour and class of a tinted Fashion-MNIST "
+             "*train* item); its export is frozen by the decoder run. Validation: items of Fashion-MNIST *test* "
+             "images.")  # what the cards of v6 and v7 say (the validation had moved to held-out training items)
+    fresh = cards.STAGE_TEXT["attn_models.captioning.pretrain"]
+    assert fresh in stage1 and stale not in stage1
+    again.write_text(card.replace(fresh, stale))
+    cards.write_card(name, [tmp_path / "runs" / "dec"], evaluated, out=out, earlier_card=again)
+    assert "#### Stage 1" + stage1 in out.read_text() and stale not in out.read_text()
     with pytest.raises(ValueError, match="no earlier stage"):
         single = tmp_path / "single.md"
         single.write_text("# card\n\n### Stage 1: x\n\nsome run\n")
