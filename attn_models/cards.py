@@ -591,8 +591,9 @@ STAGE_TEXT = {
     "attn_models.captioning.pretrain": "Encoder pretraining on a tag task from the training data (colour and "
                                        "class of a tinted Fashion-MNIST *train* item); its export is frozen by "
                                        "the decoder run. Validation: canvases of Fashion-MNIST *training* "
-                                       "items held out from the pretraining (`--val-holdout`; never the test "
-                                       "set); the encoder's accuracy on the test items is in the table above.",
+                                       "items held out from this run (`--val-holdout`; never the test set; an "
+                                       "encoder started from an earlier one, `--encoder-init`, may have seen "
+                                       "them there); the accuracy on the test items is in the table above.",
     "attn_models.captioning.train": "The attention decoder on the frozen encoder. Validation: greedy captions of "
                                     "scenes of *training* images (never the test set).",
 }
