@@ -13,7 +13,7 @@ What must agree, and how closely (TOLERANCE; every difference measured is printe
   1-level step is a value that rounding put on the other side of a quantization boundary; the first CUDA run had
   them in 2-4.5% of SAGAN's pixels);
 - occlusion drops and saliency (the faithfulness endpoint): within ``faithfulness``; they are differences of
-  log-probabilities, and the first CUDA run moved them by up to 7e-3;
+  log-probabilities, and the first CUDA run moved them by up to 7e-3 (its α maps: within ``maps``, like every map);
 - attention maps, probabilities, feature maps: within ``maps`` / ``probs`` (absolute), features relative to their
   largest value; teacher-forced logits within ``logits`` (absolute) and bits/dim within ``bits_per_dim`` (relative);
 - text shown to the user: the same words, and the numbers in it within ``maps`` (a last printed digit may flip);
@@ -68,7 +68,10 @@ TOLERANCE = {
 }
 # Values in grey levels (0-255 or differences of them) that the downloads hold as numbers: compared as images.
 GREY_LEVEL_KEYS = ("image", "images", "knocked_out", "difference")
-KEY_TOLERANCE = {"score": "logits"}  # the discriminator's hinge-loss scores in the downloads are logits
+# Keys whose values have their own kind, whatever answer they sit in: the discriminator's hinge-loss scores in the
+# downloads are logits; the attention maps inside the faithfulness answer are maps (its drops and correlations
+# take the looser "faithfulness" tolerance, not its maps).
+KEY_TOLERANCE = {"score": "logits", "alpha": "maps"}
 NO_CUDA = "no CUDA device"
 
 

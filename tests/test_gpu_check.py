@@ -45,6 +45,18 @@ def test_a_difference_beyond_the_tolerance_is_caught():
     assert not checks[0].compare(a, b).ok
 
 
+def test_the_faithfulness_answer_holds_its_maps_to_the_maps_tolerance():
+    """Its occlusion drops take the looser tolerance (differences of log-probabilities); its α maps do not."""
+    faithful = lambda a, b: gpu_check.compare(a, b, tol=gpu_check.TOLERANCE["faithfulness"])  # noqa: E731
+    a = {"per_word": [{"word": "red", "drop_attended": 0.5, "alpha": [0.25, 0.75]}]}
+    b = copy.deepcopy(a)
+    b["per_word"][0]["drop_attended"] += 0.01  # within 2e-2
+    assert faithful(a, b).ok
+    b["per_word"][0]["alpha"] = [0.26, 0.74]  # 1e-2: within the faithfulness tolerance, not within the maps'
+    d = faithful(a, b)
+    assert not d.ok and "alpha" in d.problems[0]
+
+
 def test_words_text_and_files_are_compared(tmp_path):
     from PIL import Image
 
