@@ -26,7 +26,9 @@ import torch
 
 from attn_models.captioning import faithfulness as faith
 from attn_models.captioning.metrics import attention_correctness, corpus_bleu, item_cells_baseline, uniform_baseline
+from attn_models.captioning.pretrain import split_items
 from attn_models.captioning.train import VAL_SEED
+from attn_models.data.fashion_mnist import load_fashion_mnist
 from attn_models.data.scenes import TEST_SIZE, Scene, fashion_scenes, fixed_test_set, missed_items, object_recall
 from attn_models.registry import load_name_or_folder
 
@@ -107,6 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--validation", action="store_true",
                    help="the validation scenes instead (training images, the seed the training script validates "
                         "on): for choosing between models without looking at the test set")
+    p.add_argument("--held-out-items", action="store_true",
+                   help="with --validation: scenes of only the training items that the encoder's pretraining holds "
+                        "out (pretrain --val-holdout, 5,000), which the encoders since v5 never trained on, so that "
+                        "an encoder's memory of its own training items does not inflate recall: the fair "
+                        "comparison of decoders on different encoders")
     p.add_argument("--beam-size", type=int, default=3)
     p.add_argument("--max-len", type=int, default=20)
     p.add_argument("--device", default="cpu")
@@ -132,12 +139,19 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     model = load_name_or_folder(args.name, "captioning", args.device)
     t0 = time.time()
-    scenes = fashion_scenes("train", args.limit, VAL_SEED) if args.validation else fixed_test_set(args.limit)
+    if args.held_out_items and not args.validation:
+        p.error("--held-out-items goes with --validation")
+    if args.validation:
+        items = split_items(len(load_fashion_mnist("train")[0]))[1] if args.held_out_items else None
+        scenes = fashion_scenes("train", args.limit, VAL_SEED, items=items)
+    else:
+        scenes = fixed_test_set(args.limit)
     metrics = evaluate(model, scenes, args.beam_size, args.max_len,
                        faithfulness_draws=args.faithfulness_draws if args.faithfulness else None,
                        faithfulness_seed=args.faithfulness_seed)
     argv = sys.argv[1:] if argv is None else argv
-    metrics.update(model=args.name, attention=model.attention_kind, split="validation" if args.validation else "test",
+    split = ("validation, held-out items" if args.held_out_items else "validation") if args.validation else "test"
+    metrics.update(model=args.name, attention=model.attention_kind, split=split,
                    seconds=round(time.time() - t0, 1),
                    command="python -m attn_models.captioning.evaluate " + shlex.join(argv))
     if args.encoder_eval:

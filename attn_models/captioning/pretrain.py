@@ -42,6 +42,7 @@ from attn_models.data.fashion_mnist import load_fashion_mnist
 from attn_models.data.scenes import CLASS_WORDS, COLOURS, ITEM, PALETTE
 
 VAL_SEED = 777  # the validation canvases' draw
+HOLDOUT = 5000  # training items held out from the pretraining (--val-holdout's default)
 ENCODER_FILE = "encoder.safetensors"  # in an export: the encoder's weights, read by stage 2 (--encoder-from)
 TAG_NET_FILE = "tag_net.safetensors"  # in an export: the whole tag net (encoder + tag head)
 
@@ -114,6 +115,12 @@ def tag_metrics(net: TagNet, batch) -> dict[str, float]:
             "val_class_ce": float(F.cross_entropy(cls_logits, cls))}
 
 
+def split_items(n_items: int, holdout: int = HOLDOUT) -> tuple[np.ndarray, np.ndarray]:
+    """The training items the pretraining trains on and the ``holdout`` it keeps for validation (a fixed draw)."""
+    order = np.random.default_rng(VAL_SEED).permutation(n_items)
+    return order[holdout:], order[:holdout]
+
+
 def encoder_file(path: str | Path) -> Path:
     """An exported encoder: a pretrain export folder (its encoder.safetensors) or the file itself."""
     path = Path(path)
@@ -142,7 +149,7 @@ class PretrainTask(training.TrainTask):
         g.add_argument("--encoder-init", help="start the encoder from these weights (an export folder of this "
                        "stage or its encoder.safetensors); --init-from loads a whole tag net instead")
         g.add_argument("--eval-items", type=int, default=2000, help="validation canvases (held-out train items)")
-        g.add_argument("--val-holdout", type=int, default=5000, help="training items held out for validation")
+        g.add_argument("--val-holdout", type=int, default=HOLDOUT, help="training items held out for validation")
         p.set_defaults(batch_size=64, lr=2e-3, warmup_steps=200, eval_every=500, checkpoint_every_min=4.0)
 
     def setup(self):
@@ -150,8 +157,7 @@ class PretrainTask(training.TrainTask):
         if a.pretrain_canvas < ITEM:
             raise SystemExit(f"--pretrain-canvas must be >= {ITEM}")
         images, labels = load_fashion_mnist("train")
-        order = np.random.default_rng(VAL_SEED).permutation(len(images))
-        train_idx, val_idx = order[a.val_holdout:], order[: a.val_holdout]
+        train_idx, val_idx = split_items(len(images), a.val_holdout)
         self.images, self.labels = images[train_idx], labels[train_idx]
         self.val_images, self.val_labels = images[val_idx], labels[val_idx]
         self.examples_per_epoch = len(self.images)

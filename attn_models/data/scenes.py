@@ -160,14 +160,18 @@ def scene_rng(split: str, seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), _SPLIT_SALT[split], int(index)])
 
 
-def fashion_scenes(split: str, n: int, seed: int, start: int = 0, root=None) -> list[Scene]:
+def fashion_scenes(split: str, n: int, seed: int, start: int = 0, root=None,
+                   items: np.ndarray | None = None) -> list[Scene]:
     """Scenes ``start .. start+n-1`` of the deterministic stream ``(split, seed)``.
 
-    Train scenes use Fashion-MNIST train images only, test scenes test images only.
+    Train scenes use Fashion-MNIST train images only, test scenes test images only; ``items`` (indices into the
+    split) restricts them to those images.
     """
     if n < 0 or start < 0:
         raise ValueError("n and start must be >= 0")
     images, labels = load_fashion_mnist(split, root=root)
+    if items is not None:
+        images, labels = images[items], labels[items]
     return [make_scene(scene_rng(split, seed, i), images, labels) for i in range(start, start + n)]
 
 

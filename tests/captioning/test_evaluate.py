@@ -1,6 +1,7 @@
 """The evaluation entry: a weights folder in, the metrics JSON (the keys of the shipped metrics.json) out."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,6 +46,36 @@ def test_validation_flag_scores_the_training_scripts_validation_scenes(tmp_path,
     want = fashion_scenes("train", 2, VAL_SEED)
     assert [s.captions for s in seen[0]] == [s.captions for s in want]
     assert (seen[0][0].image == want[0].image).all() and not (seen[0][0].image == fixed_test_set(1)[0].image).all()
+
+
+def test_held_out_items_are_the_items_the_encoders_pretraining_never_trained_on(tmp_path, fashion_mnist,
+                                                                                  monkeypatch):
+    """--validation --held-out-items: scenes whose every item is one of pretrain's held-out training items."""
+    from attn_models.captioning.pretrain import split_items
+    from attn_models.data.scenes import ITEM, PALETTE
+
+    images = fashion_mnist[0]
+    trained, held_out = split_items(len(images))
+    assert len(held_out) == 5000 and not set(trained) & set(held_out) and len(trained) + 5000 == len(images)
+    ShowAttendTell(encoder_channels=8, encoder_widths=(4, 6, 8), embed_dim=8, hidden_dim=16,
+                   attn_dim=8).eval().save_pretrained(tmp_path / "w")
+    seen = []
+    real = evaluate.evaluate
+    monkeypatch.setattr(evaluate, "evaluate", lambda model, scenes, *a, **k: seen.append(scenes) or real(
+        model, scenes, *a, **k))
+    evaluate.main([str(tmp_path / "w"), "--validation", "--held-out-items", "--limit", "4", "--beam-size", "1",
+                   "--max-len", "3", "--json", str(tmp_path / "m.json")])
+    assert json.loads((tmp_path / "m.json").read_text())["split"] == "validation, held-out items"
+    held = images[held_out].astype(np.float32)
+    for scene in seen[0]:
+        for it in scene.items:  # the tinted pixels come from a held-out image (the brightest channel, untinted)
+            y0, x0 = it.box[:2]
+            patch = scene.image[y0:y0 + ITEM, x0:x0 + ITEM].astype(np.float32)
+            ch = int(np.argmax(PALETTE[it.colour]))
+            untinted = patch[:, :, ch] * 255.0 / PALETTE[it.colour][ch]
+            assert np.abs(held - untinted).reshape(len(held), -1).max(1).min() <= 1.5
+    with pytest.raises(SystemExit):
+        evaluate.main([str(tmp_path / "w"), "--held-out-items", "--limit", "1"])
 
 
 FAITH_KEYS = ["faithfulness_" + k for k in (
