@@ -11,6 +11,12 @@ test set draws its random cells with seed ``--faithfulness-seed`` + i. It takes 
     python -m attn_models.captioning.evaluate sat-soft-fashion-scenes --json metrics.json [--faithfulness]
     python -m attn_models.captioning.evaluate weights/my-run [--limit 200] [--beam-size 3] [--figure attention.png]
     python -m attn_models.captioning.evaluate weights/my-run --validation --limit 1000   # to choose between models
+    python -m attn_models.captioning.evaluate weights/my-run --validation --held-out-items --limit 1000
+
+``--validation`` scenes are drawn from every training image, most of which the frozen encoder was pretrained on:
+its recall there runs above the test set's (v8: 0.943 vs 0.927). With ``--held-out-items`` they are drawn from the
+5,000 training items the encoder pretraining holds out, so decoders on encoders pretrained for different lengths
+compare on items none of those encoders trained on (the v3/v4 encoders, before the hold-out, did).
 """
 from __future__ import annotations
 
