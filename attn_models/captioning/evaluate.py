@@ -141,12 +141,12 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--faithfulness-draws must be in 1..{faith.MAX_DRAWS}")
     if args.faithfulness_seed < 0:
         p.error("--faithfulness-seed must be >= 0")
+    if args.held_out_items and not args.validation:
+        p.error("--held-out-items goes with --validation")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_name_or_folder(args.name, "captioning", args.device)
     t0 = time.time()
-    if args.held_out_items and not args.validation:
-        p.error("--held-out-items goes with --validation")
     if args.validation:
         items = split_items(len(load_fashion_mnist("train")[0]))[1] if args.held_out_items else None
         scenes = fashion_scenes("train", args.limit, VAL_SEED, items=items)
