@@ -1017,8 +1017,9 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
     carried = earlier_stages(earlier_card) if earlier_card is not None else []
     if earlier_card is not None:
         lines += ["### Earlier stages, carried from the card of the version before", "",
-                  "The stages before this version's own run(s) are the same runs as the version before (the same "
-                  "frozen weights); their run directories are not kept, so their sections are taken verbatim from "
+                  "The stages before this version's own run(s) are runs of the version before (the run that "
+                  "follows them starts from their weights); their run directories are not kept, so their sections "
+                  "are taken (verbatim, but for the stage's description as this script writes it now) from "
                   f"that card (this card as it was shipped before, in the repository's history; sha256 "
                   f"{_sha(earlier_card)}), which this script wrote from their logs. The table and the "
                   "learning curve below cover this version's run(s) only.", "", *carried, ""]

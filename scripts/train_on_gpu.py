@@ -8,7 +8,8 @@ Each name is a recipe (RECIPES below). A recipe that continues a model (the clas
 Transformers) continues ``runs/<name>`` when it is there (``--resume``; carry the folder to the GPU machine), else
 starts from the shipped ``weights/<name>`` (``--init-from``), with a larger batch than on the CPU (the schedule is
 by step, so it is the same schedule). A captioning recipe trains a new decoder with the flags of the shipped one,
-another seed, on the encoder frozen inside the shipped model (written out to ``runs/sat-encoder-shipped`` first),
+another seed, on the encoder frozen inside that shipped model (written out to ``runs/sat-encoder-shipped-soft``
+or ``-hard`` first: since soft v7 the two shipped decoders froze different encoder runs),
 at the CPU's batch: a GPU makes those runs minutes long, so a lease can train several seeds side by side
 (``--parallel``: the recipes at once, the CPU's cores shared among them) and the seeds are comparable with the
 runs that made the shipped models.
@@ -34,7 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ENCODER_DIR = "sat-encoder-shipped"  # under --runs-root: the encoder frozen inside the shipped captioning models
+ENCODER_DIR = "sat-encoder-shipped-{}"  # under --runs-root: the encoder frozen inside the shipped soft / hard model
 
 
 def _captioning(attention: str, seed: int, pool: int) -> tuple[str, list[str], int | None, None]:
@@ -65,12 +66,12 @@ RECIPES = {
 }
 
 
-def write_shipped_encoder(runs_root: Path) -> Path:
-    """The encoder both shipped captioning models froze (their ``encoder.*`` tensors), as --encoder-from reads it."""
-    folder = runs_root / ENCODER_DIR
+def write_shipped_encoder(runs_root: Path, attention: str) -> Path:
+    """The encoder the shipped ``attention`` model froze (its ``encoder.*`` tensors), as --encoder-from reads it."""
+    folder = runs_root / ENCODER_DIR.format(attention)
     if not (folder / "encoder.safetensors").exists():  # a module of the repo, run as the trainings are (cwd ROOT)
         subprocess.run([sys.executable, "-m", "attn_models.captioning.extract_encoder",
-                        str(ROOT / "weights" / "sat-soft-fashion-scenes"), str(folder)], cwd=ROOT, check=True)
+                        str(ROOT / "weights" / f"sat-{attention}-fashion-scenes"), str(folder)], cwd=ROOT, check=True)
     return folder
 
 
@@ -82,7 +83,8 @@ def command(name: str, runs_root: Path, minutes: float, device: str, threads: in
     elif weights is not None:
         start = [*new_run_flags, "--init-from", str(ROOT / "weights" / weights)]
     else:  # a new captioning decoder: its own pool of encoded scenes beside the run, outside the archive
-        start = [*new_run_flags, "--encoder-from", str(write_shipped_encoder(runs_root)),
+        attention = new_run_flags[new_run_flags.index("--attention") + 1]
+        start = [*new_run_flags, "--encoder-from", str(write_shipped_encoder(runs_root, attention)),
                  "--pool-cache", str(runs_root / f"{name}.pool.safetensors")]
     batch = ["--batch-size", str(gpu_batch)] if gpu_batch else []
     export = ["--export", str(run_dir / "export")] if module == "attn_models.captioning.train" else []

@@ -40,8 +40,9 @@ def test_runs_come_back_as_archives_that_resume_on_the_cpu(fashion_mnist, tmp_pa
 
 
 def test_captioning_seeds_run_side_by_side_and_come_back_exported(fashion_mnist, tmp_path):
-    """A captioning recipe trains a new decoder on the encoder frozen inside the shipped model; --parallel runs the
-    recipes at once, each archive holding its run, its exported model and its own output."""
+    """A captioning recipe trains a new decoder on the encoder frozen inside the shipped model of its attention
+    (soft and hard froze different encoder runs); --parallel runs the recipes at once, each archive holding its
+    run, its exported model and its own output."""
     names = ["sat-hard-seed1", "sat-soft-seed2"]
     out, runs = tmp_path / "out", tmp_path / "runs"
     done = subprocess.run([sys.executable, "scripts/train_on_gpu.py", "--out", str(out), "--device", "cpu",
@@ -53,8 +54,8 @@ def test_captioning_seeds_run_side_by_side_and_come_back_exported(fashion_mnist,
     assert all(p.stat().st_size < 16 * 2**20 for p in out.iterdir())
     from safetensors.torch import load_file
 
-    shipped = load_file(str(ROOT / "weights" / "sat-soft-fashion-scenes" / "model.safetensors"))
     for name, seed in zip(names, (1, 2), strict=True):
+        shipped = load_file(str(ROOT / "weights" / f"sat-{name.split('-')[1]}-fashion-scenes" / "model.safetensors"))
         with tarfile.open(out / f"{name}.tar") as tar:
             tar.extractall(tmp_path / "back", filter="data")
         run = tmp_path / "back" / name
