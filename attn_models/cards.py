@@ -3,6 +3,7 @@
     python -m attn_models.cards NAME --run runs/<run> [--run runs/<next stage> ...] --eval EVAL.json \\
         [--previous OLD_EVAL.json] [--previous-label LABEL] [--compare-run LABEL=RUN_DIR ...] \
         [--step-cost STEP_COST.json] [--out weights/NAME/README.md]
+    python -m attn_models.cards NAME --same-weights-from OLD_CARD --eval EVAL.json [--previous ...]
 
 NAME is a registry name; its task picks the metric rows (``METRICS``), the prose and the usage snippet. Each
 ``--run`` is a run directory of the training scaffold (``log.jsonl`` and ``train_info.json``), in the order of
@@ -77,6 +78,7 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("object words scored", "object_words", "{:,}"),
         Metric("test scenes", "scenes", "{:,}"),
         Metric("beam size", "beam_size", "{}"),
+        Metric("hard attention's context at test time (`hard_context`)", "hard_context", "{}", optional=True),
         # evaluate --encoder-eval only: the frozen encoder alone, on every Fashion-MNIST test item
         Metric("encoder class accuracy, single test items", "encoder_test_class_acc", bar=(GE, 0.935),
                optional=True),
@@ -183,9 +185,17 @@ def _captioning_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
                      "minus a moving average kept per word position. Leaving out the words before t changes nothing "
                      "in expectation (the location at t cannot change them); the discount is a bias taken for "
                      "less variance.")
-    if cfg["attention"] == "hard":
+    if cfg["attention"] == "hard" and cfg.get("hard_context", "argmax") == "argmax":
         lines.append("- At test time the context is the most likely location (argmax of α), so every map is one-hot; "
-                     "the figures and the app draw it bilinearly upsampled, as attention correctness measures it.")
+                     "the figures and the app draw it bilinearly upsampled, as attention correctness measures it. "
+                     "The authors' code decodes a hard model with the expected context instead (`hard_context`).")
+    elif cfg["attention"] == "hard":
+        lines.append("- At test time the context is the expected one, Σ_i α_i a_i, as the authors' arctic-captions "
+                     "code decodes a hard model by default (`generate_caps.py` without `-sampling`; the paper does not "
+                     "say): the model is trained with sampled locations, half of its captions with this expectation "
+                     "(Sec. 4.1), and its maps are the distribution α it would sample from. The other choice, the "
+                     "most likely location (argmax of α, one-hot maps), is `hard_context` in config.json; the one "
+                     "shipped was chosen on validation (`evaluate --validation --hard-context`).")
     if args.get("targets") == "canonical":
         lines.append("- Training targets are the scene's reading-order caption (`scenes.canonical_caption`): with "
                      "every item order equally likely, the first word would be a mixture over the items. BLEU "
@@ -322,8 +332,8 @@ TASKS: dict[str, TaskCard] = {
         "Faithfulness (the occlusion and saliency rows, from `evaluate --faithfulness`; "
         "`attn_models/captioning/faithfulness.py`): for every colour and class word of every caption, the fewest "
         "grid cells holding half of its attention are filled with the background and the same caption is scored "
-        "again (teacher forcing, argmax cell for hard attention); the drop of the word's log-probability (nats) is "
-        "set against hiding as many random other cells (mean of the recorded number of draws). Saliency: "
+        "again (teacher forcing, hard attention with its test-time context); the drop of the word's log-probability "
+        "(nats) is set against hiding as many random other cells (mean of the recorded number of draws). Saliency: "
         "|gradient| of the word's log-probability w.r.t. the pixels (Captum), summed per cell, ranked against α. "
         "± is the standard deviation over words.",
         "[image-captioning, attention, show-attend-tell]", seconds_key="seconds",
@@ -501,6 +511,9 @@ def metric_table(task: str, name: str, new: dict, previous: dict | None, prev_la
     head += [label for label, _ in references] + (["bar"] if bars else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in METRICS[task]:
+        columns = [new, previous, *(numbers for _, numbers in references)]
+        if m.optional and all(m.key not in (numbers or {}) for numbers in columns):
+            continue  # a row no column has (hard_context of a soft model, faithfulness not run)
         subs = [None] if m.each is None else list((new.get(m.key) or {}).keys())
         for sub in subs:
             label = m.label if sub is None else _sub_label(m, sub)
@@ -963,10 +976,11 @@ def pictures_section(task: str, out_dir: Path) -> list[str]:
     return lines
 
 
-def earlier_stages(card: Path) -> list[str]:
+def earlier_stages(card: Path, keep_last: bool = False) -> list[str]:
     """The run sections of a card this script wrote, except its last stage (the run being replaced), headings one
     level down: for a chain whose earlier run directories are gone (the captioning encoder a new decoder reuses).
-    Stages that card itself carried (``#### Stage``) are carried again, so the chain survives every new version."""
+    Stages that card itself carried (``#### Stage``) are carried again, so the chain survives every new version.
+    ``keep_last``: every stage, the last one included (the same weights, re-evaluated: ``same_weights_args``)."""
     text = read_text_file(card, "the card of the version before, written by this script")
     sections, current = [], None
     for line in text.splitlines():
@@ -977,16 +991,28 @@ def earlier_stages(card: Path) -> list[str]:
             current = None
         elif current is not None:
             current.append(line)
-    if len(sections) < 2:
+    kept = sections if keep_last else sections[:-1]
+    if not kept:
         raise ValueError(f"{card}: no earlier stage to carry (it has {len(sections)} '### Stage' section(s))")
-    for section in sections[:-1]:  # the stage's description as this script writes it now (a correction carries)
+    for section in kept:  # the stage's description as this script writes it now (a correction carries)
         module = re.search(r"Stage \d+: `([\w.]+)`", section[0])
         text = STAGE_TEXT.get(module.group(1)) if module else None
         for i, line in enumerate(section):
             if text and line.startswith(text.split(";")[0]):
                 section[i] = text
                 break
-    return [("#" + line if line.startswith("### ") else line) for section in sections[:-1] for line in section]
+    return [("#" + line if line.startswith("### ") else line) for section in kept for line in section]
+
+
+def same_weights_args(card: Path) -> dict:
+    """The last stage's flags (its ``train_info.json`` args, which the card prints as a JSON block): what the card's
+    prose needs when the weights are the ones that card describes and their run directory is gone."""
+    text = read_text_file(card, "the card of the version before, written by this script")
+    last = re.split(r"^#{3,4} Stage ", text, flags=re.M)
+    blocks = re.findall(r"^```json\n(\{.*\})\n```$", last[-1], flags=re.M) if len(last) > 1 else []
+    if not blocks:
+        raise ValueError(f"{card}: no '### Stage' section with its flags (a ```json block) to read")
+    return json.loads(blocks[0])
 
 
 def read_text_file(path: Path, what: str) -> str:
@@ -999,14 +1025,15 @@ def read_text_file(path: Path, what: str) -> str:
 def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: dict | None,
               prev_path: Path | None, prev_label: str, out: Path, command: str | None,
               compared: list[tuple[str, Run]] = (), step_cost: tuple[Path, dict] | None = None,
-              earlier_card: Path | None = None) -> str:
+              earlier_card: Path | None = None, same_weights: bool = False) -> str:
     task = get_spec(name).task
     spec = TASKS[task]
     config_path = out.parent / "config.json"
     config = read_json(config_path, "the weights' config, written by save_pretrained")
     arm_lines, arm_logs = arms_training_section(ev, step_cost)
+    run_args = same_weights_args(earlier_card) if same_weights else runs[-1].info.get("args") or {}
     try:
-        about = spec.text(config, runs[-1].info.get("args") or {}, out.parent)
+        about = spec.text(config, run_args, out.parent)
     except KeyError as e:
         raise ValueError(f"{config_path}: missing {e} (a {task} model's config)") from None
     lines = ["---", "library_name: pytorch", f"tags: {spec.tags}", "datasets: [fashion_mnist]", "---", "",
@@ -1014,8 +1041,15 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
              "## Use", "", "```python", "from attn_models import load", spec.usage.format(name=name), "```", "",
              *evaluation_section(task, name, ev, eval_path, previous, prev_path, prev_label), *arms_section(ev),
              *arm_lines, "## Training", ""]
-    carried = earlier_stages(earlier_card) if earlier_card is not None else []
-    if earlier_card is not None:
+    carried = earlier_stages(earlier_card, keep_last=same_weights) if earlier_card is not None else []
+    if same_weights:
+        lines += ["### The training of the version before, carried from its card", "",
+                  "These are the weights of the version before (the same model.safetensors); only config.json "
+                  "or the evaluation changed. Their run directories are not kept, so every stage's section is "
+                  "taken (verbatim, but for the stage's description as this script writes it now) from that card "
+                  f"(in the repository's history; sha256 {_sha(earlier_card)}), which this script wrote from "
+                  "their logs, and so is the learning curve below.", "", *carried, ""]
+    elif earlier_card is not None:
         lines += ["### Earlier stages, carried from the card of the version before", "",
                   "The stages before this version's own run(s) are runs of the version before (the run that "
                   "follows them starts from their weights); their run directories are not kept, so their sections "
@@ -1028,13 +1062,16 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
     first = 1 + sum(line.startswith("#### Stage ") for line in carried)
     for i, run in enumerate(runs, first):
         lines += run_section(run, i, len(runs) > 1 or earlier_card is not None)
-    lines += equal_steps_section(runs[-1], list(compared), step_cost)
+    if runs:
+        lines += equal_steps_section(runs[-1], list(compared), step_cost)
+    weights_file = out.parent / "model.safetensors"
+    weights = [weights_file] if same_weights and weights_file.is_file() else []
     lines += ["## Learning curve", "", f"![learning curve]({CURVE})", "",
               "Training statistics as logged (means over each `--log-every` window) and the validation numbers, "
               "against step, from `log.jsonl`; dotted lines: where an invocation resumed.", "",
               *pictures_section(task, out.parent), "## Provenance", "",
               _provenance(runs, eval_path, prev_path, config_path, command,
-                          list(dict.fromkeys(([step_cost[0]] if step_cost is not None else [])
+                          list(dict.fromkeys(weights + ([step_cost[0]] if step_cost is not None else [])
                                              + [r.folder / "log.jsonl" for _, r in compared] + arm_logs))), ""]
     return "\n".join(lines)
 
@@ -1065,15 +1102,22 @@ def _sources(what: str, files: list[Path], command: str | None) -> str:
 def write_card(name: str, runs: list[Path], eval_path: Path, previous: Path | None = None,
                out: Path | None = None, previous_label: str = "previous", command: str | None = None,
                compare_runs: list[tuple[str, Path]] = (), step_cost: Path | None = None,
-               earlier_card: Path | None = None) -> Path:
+               earlier_card: Path | None = None, same_weights: bool = False) -> Path:
     """Write ``out`` (default weights/<name>/README.md) and learning_curve.png beside it; returns ``out``.
     ``compare_runs``: (label, run directory) of runs whose validation is set beside the last run's at equal steps;
     ``step_cost``: the JSON of ``bench/sagan_train_step.py``, which sets them beside it at equal wall time too.
+    ``same_weights`` (with ``earlier_card`` and no runs): the weights that card describes, with a new config.json or
+    evaluation; every stage is carried from it and the learning curve beside ``out`` is kept.
     Raises ValueError naming the file for a missing or malformed input."""
     spec = get_spec(name)
-    if not runs:
-        raise ValueError("at least one --run is needed (the run directory holding train_info.json)")
     out = Path(out) if out else spec.local_dir / "README.md"
+    if same_weights:
+        if runs or compare_runs or earlier_card is None:
+            raise ValueError("same weights: give the card of the version before and no run (every stage is carried)")
+        if not (out.parent / CURVE).is_file():
+            raise ValueError(f"{out.parent / CURVE}: the learning curve of the version before is needed beside it")
+    elif not runs:
+        raise ValueError("at least one --run is needed (the run directory holding train_info.json)")
     eval_path = Path(eval_path)
     ev = read_json(eval_path, f"written by `python -m attn_models.{spec.task}.evaluate {name} --json ...`")
     check_eval(spec.task, model_numbers(spec.task, name, ev, eval_path), eval_path)
@@ -1085,9 +1129,10 @@ def write_card(name: str, runs: list[Path], eval_path: Path, previous: Path | No
         raise ValueError("--step-cost needs --compare-run (the no-attention run to set beside this one)")
     cost = (Path(step_cost), read_step_cost(Path(step_cost))) if step_cost is not None else None
     text = card_text(name, loaded, ev, eval_path, prev, Path(previous) if previous else None, previous_label,
-                     out, command, compared, cost, Path(earlier_card) if earlier_card else None)
+                     out, command, compared, cost, Path(earlier_card) if earlier_card else None, same_weights)
     out.parent.mkdir(parents=True, exist_ok=True)
-    learning_curve(loaded, out.parent / CURVE)
+    if not same_weights:
+        learning_curve(loaded, out.parent / CURVE)
     out.write_text(text)
     return out
 
@@ -1149,11 +1194,18 @@ def main(argv: list[str] | None = None) -> Path:
                    help="a copy of a card this script wrote (--out overwrites the card) whose stages before its "
                         "last are this version's too (the same frozen encoder) and whose run directories are gone: "
                         "their sections are carried verbatim")
+    p.add_argument("--same-weights-from", metavar="OLD_CARD",
+                   help="instead of --run: the weights are the ones this copy of their card (written by this script) "
+                        "describes, and only config.json (e.g. hard attention's test-time context) or the evaluation "
+                        "changed; every stage and the learning curve are carried")
     p.add_argument("--out", help="the card to write (default weights/NAME/README.md); config.json is read and "
                                  "learning_curve.png written beside it")
     args = p.parse_args(argv)
-    if bool(args.run) == args.evaluation_only:
-        p.error("give --run (a whole card) or --evaluation-only (only the evaluation section), not both or neither")
+    if sum((bool(args.run), args.evaluation_only, bool(args.same_weights_from))) != 1:
+        p.error("give one of --run (a whole card), --same-weights-from (a whole card, every stage carried) or "
+                "--evaluation-only (only the evaluation section)")
+    if args.same_weights_from and (args.earlier_stages_from or args.compare_run):
+        p.error("--same-weights-from carries every stage itself and compares no run")
     command = "python -m attn_models.cards " + shlex.join(argv)
     compare_runs = []
     for item in args.compare_run:
@@ -1170,8 +1222,9 @@ def main(argv: list[str] | None = None) -> Path:
             out = update_evaluation(args.name, args.eval, args.previous, args.out, args.previous_label, command)
             print(f"updated the evaluation section of {out}")
             return out
-        out = write_card(args.name, args.run, args.eval, args.previous, args.out, args.previous_label, command,
-                         compare_runs, args.step_cost, args.earlier_stages_from)
+        out = write_card(args.name, args.run or [], args.eval, args.previous, args.out, args.previous_label, command,
+                         compare_runs, args.step_cost, args.same_weights_from or args.earlier_stages_from,
+                         same_weights=bool(args.same_weights_from))
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"wrote {out} and {out.parent / CURVE}")

@@ -564,6 +564,7 @@ def caption_faithfulness(image, attention="soft", beam_size=3, random_draws=5, s
     random cells, and its gradient saliency beside α with their rank correlation: the table, the summary in words,
     the raw numbers, downloads (the PNG is the picture the tab shows: per word, the attended and random cells hidden,
     α and saliency; None when the caption has no colour or class word)."""
+    from attn_models.captioning.decoder import ARGMAX
     from attn_models.captioning.faithfulness import MASS, summary
 
     draws = check_draws(random_draws)
@@ -588,8 +589,9 @@ def caption_faithfulness(image, attention="soft", beam_size=3, random_draws=5, s
                 f"correlation of gradient saliency with α: **{stats['rank_correlation']:.2f}**.  \n"
                 f"Hidden cells are filled with the image's median border colour (RGB {bg}); the model keeps the same "
                 f"caption (teacher forcing), so a drop is what the hidden pixels contributed to that word"
-                + (" (hard attention: the one cell it chose, found again by argmax on the hidden image)."
-                   if kind == "hard" else f" (the fewest cells holding ≥ {MASS:.0%} of α)."))
+                + (" (hard attention decoding with its argmax cell: the one cell it chose, found again by argmax "
+                   "on the hidden image)." if model.test_mode == ARGMAX
+                   else f" (the fewest cells holding ≥ {MASS:.0%} of α)."))
     else:
         note = f"Caption: *{caption_text}*.  \n{NO_OBJECT_WORDS}"
     gh, gw = model.grid_hw
@@ -636,7 +638,9 @@ def build(device: str) -> None:
                 run_btn = gr.Button("Caption", variant="primary", elem_id="cap-run")
                 random_btn = gr.Button("New random scene", elem_id="cap-random")
             kind = gr.Radio(list(MODEL_NAMES), value="soft", label="Attention",
-                            info="soft: weighted average of the grid; hard: one sampled cell (argmax at test time)")
+                            info="soft: the weighted average of the grid; hard: trained attending one sampled cell "
+                                 "per word (REINFORCE), decoded with the expected context as the authors' code does "
+                                 "(or the argmax cell: hard_context in its config.json)")
             beam = gr.Slider(1, MAX_BEAM, value=3, step=1, label="Beam size")
             smooth = gr.Checkbox(value=True, label="Smooth maps",
                                  info="bilinear upsampling; off shows the encoder's grid cells")

@@ -224,6 +224,54 @@ def test_a_new_decoder_carries_the_encoder_stages_from_the_card_before(tmp_path)
         cards.write_card(name, [tmp_path / "runs" / "dec2"], evaluated, out=out, earlier_card=single)
 
 
+def test_same_weights_with_a_new_config_carry_every_stage_and_the_learning_curve(tmp_path):
+    """A hard model switched to the expected context at test time (config.json's hard_context) and re-evaluated:
+    its run directories are gone, so every stage (the decoder's too) comes from its card, the flags the prose needs
+    from the last stage's flags block, and the learning curve stays; the card says which context it decodes with."""
+    name = "sat-hard-fashion-scenes"
+    write_run(tmp_path / "runs" / "enc", "sat-encoder", "attn_models.captioning.pretrain", "loss", "val_class_acc")
+    dec = write_run(tmp_path / "runs" / "dec", name, "attn_models.captioning.train", "nll_per_word", "val_recall")
+    info = json.loads((tmp_path / "runs" / "dec" / "train_info.json").read_text())
+    info["args"] |= {"reward": "to_go", "reward_discount": 0.5, "entropy_weight": 0.003}
+    (tmp_path / "runs" / "dec" / "train_info.json").write_text(json.dumps(info))
+    folder = weights_folder(tmp_path, name, ("attention.png",))
+    out = folder / "README.md"
+    argmax = {**older_captioning_json(name), "hard_context": "argmax"}
+    cards.write_card(name, [tmp_path / "runs" / "enc", tmp_path / "runs" / "dec"],
+                     write_json(tmp_path / "a.json", argmax), out=out)
+    assert "argmax of α" in out.read_text().split("## Use")[0]
+    old = tmp_path / "card-before.md"
+    old.write_text(out.read_text())
+    curve = (folder / cards.CURVE).read_bytes()
+    (folder / "model.safetensors").write_bytes(b"the same weights")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "hard_context": "expect"}))
+    expect = write_json(tmp_path / "e.json", {**argmax, "hard_context": "expect", "object_recall": 0.95})
+    shutil.rmtree(tmp_path / "runs")
+    cards.write_card(name, [], expect, previous=tmp_path / "a.json", out=out, earlier_card=old, same_weights=True)
+    card = out.read_text()
+    deviations = card.split("Deviations from the paper, on purpose:")[1].split("## ")[0]
+    assert "expected one" in deviations and "argmax of α), so every map is one-hot" not in deviations
+    assert "discount 0.5" in deviations  # the decoder's flags, read back from its card
+    assert row(card, "hard attention's context at test time (`hard_context`)")[:2] == ["expect", "argmax"]
+    assert row(card, "object recall")[0] == "0.950"
+    for stage in ("1", "2"):  # both stages verbatim, one level down
+        section = old.read_text().split(f"### Stage {stage}")[1].split("### Stage")[0].split("## Learning")[0]
+        assert f"#### Stage {stage}" + section in card
+    assert "### Stage 3" not in card and "#### Stage 3" not in card
+    assert dec["segments"][-1]["command"] in card
+    assert (folder / cards.CURVE).read_bytes() == curve
+    assert "weights/sat-hard-fashion-scenes/model.safetensors" in card.split("## Provenance")[1]
+    with pytest.raises(ValueError, match="no run"):
+        cards.write_card(name, [tmp_path / "x"], expect, out=out, earlier_card=old, same_weights=True)
+    (folder / cards.CURVE).unlink()
+    with pytest.raises(ValueError, match="learning curve"):
+        cards.write_card(name, [], expect, out=out, earlier_card=old, same_weights=True)
+    # the command line: --same-weights-from stands instead of --run
+    with pytest.raises(SystemExit):
+        cards.main([name, "--same-weights-from", str(old), "--run", "runs/x", "--eval", str(expect)])
+
+
 def test_captioning_card_shows_the_faithfulness_numbers_when_evaluated(tmp_path):
     """`evaluate --faithfulness` adds faithfulness_* keys: rows with their spread; an older JSON shows dashes."""
     name = "sat-hard-fashion-scenes"

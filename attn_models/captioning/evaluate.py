@@ -12,6 +12,11 @@ test set draws its random cells with seed ``--faithfulness-seed`` + i. It takes 
     python -m attn_models.captioning.evaluate weights/my-run [--limit 200] [--beam-size 3] [--figure attention.png]
     python -m attn_models.captioning.evaluate weights/my-run --validation --limit 1000   # to choose between models
     python -m attn_models.captioning.evaluate weights/my-run --validation --held-out-items --limit 1000
+    python -m attn_models.captioning.evaluate sat-hard-fashion-scenes --validation --hard-context argmax
+
+``--hard-context`` decodes a hard-attention model with the other test-time context than its config's
+(``model.HARD_CONTEXTS``: the argmax cell, or the expected context as the authors' code does), to choose between them
+on validation; the JSON records the one used (``hard_context``).
 
 ``--validation`` scenes are drawn from every training image, most of which the frozen encoder was pretrained on:
 its recall there runs above the test set's (v8: 0.943 vs 0.927). With ``--held-out-items`` they are drawn from the
@@ -21,6 +26,7 @@ compare on items none of those encoders trained on (the v3/v4 encoders, before t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import sys
@@ -32,6 +38,7 @@ import torch
 
 from attn_models.captioning import faithfulness as faith
 from attn_models.captioning.metrics import attention_correctness, corpus_bleu, item_cells_baseline, uniform_baseline
+from attn_models.captioning.model import HARD_CONTEXTS
 from attn_models.captioning.pretrain import split_items
 from attn_models.captioning.train import VAL_SEED
 from attn_models.data.fashion_mnist import load_fashion_mnist
@@ -104,7 +111,30 @@ def encoder_numbers(model, eval_json: str) -> dict:
     keys = ("test_class_acc", "test_colour_acc", "test_items", "val_class_acc",
             # evaluate_encoder --scenes: the tag head read inside each item's box in the test scenes
             "test_scene_item_acc", "test_scene_items")
-    return {f"encoder_{k}": ev[k] for k in keys if k in ev} | {"encoder_export": ev["export"]}
+    return ({f"encoder_{k}": ev[k] for k in keys if k in ev}
+            | {"encoder_export": ev["export"], "encoder_sha256": encoder_sha256(model)})
+
+
+def encoder_sha256(model) -> str:
+    """sha256 of the frozen encoder's weights (every tensor's bytes, keys in order): which encoder numbers belong to."""
+    h = hashlib.sha256()
+    for key, tensor in sorted(model.encoder.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def carried_encoder_numbers(model, metrics_json: str) -> dict:
+    """The ``encoder_*`` keys of an earlier ``evaluate --encoder-eval`` JSON of a model that froze the same encoder,
+    for when that encoder's pretrain export (its tag head, which ``evaluate_encoder`` scores) is gone. Checked by the
+    encoder's sha256 where that JSON records it (written since ``encoder_sha256`` exists)."""
+    old = json.loads(Path(metrics_json).read_text())
+    numbers = {k: v for k, v in old.items() if k.startswith("encoder_") and k != "encoder_numbers_from"}
+    if "encoder_test_class_acc" not in numbers:
+        raise SystemExit(f"--encoder-numbers-from {metrics_json}: no encoder_* numbers (not an --encoder-eval JSON)")
+    if "encoder_sha256" in numbers and numbers["encoder_sha256"] != encoder_sha256(model):
+        raise SystemExit(f"--encoder-numbers-from {metrics_json}: measured another encoder than this model's")
+    return numbers | {"encoder_sha256": encoder_sha256(model), "encoder_numbers_from": str(metrics_json)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,6 +157,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", help="also write the metrics to this file")
     p.add_argument("--encoder-eval", help="the JSON of attn_models.captioning.evaluate_encoder for the encoder this "
                    "model froze (its export folder must hold the same encoder weights): adds its item accuracies")
+    p.add_argument("--encoder-numbers-from", metavar="METRICS_JSON",
+                   help="instead of --encoder-eval, when the encoder's pretrain export is gone: the encoder_* numbers "
+                        "of an earlier --encoder-eval JSON of a model with the same frozen encoder (checked by its "
+                        "sha256 where that JSON has it)")
     p.add_argument("--figure", help="also draw per-word attention for the first --figure-scenes test scenes")
     p.add_argument("--figure-scenes", type=int, default=3)
     p.add_argument("--faithfulness", action="store_true",
@@ -134,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--faithfulness-draws", type=int, default=faith.DRAWS,
                    help=f"random cell sets per word (default {faith.DRAWS})")
     p.add_argument("--faithfulness-seed", type=int, default=0, help="scene i draws with this seed + i (default 0)")
+    p.add_argument("--hard-context", choices=HARD_CONTEXTS,
+                   help="hard attention's context at test time, instead of the one in the model's config")
     args = p.parse_args(argv)
     if not 1 <= args.limit <= TEST_SIZE:
         p.error(f"--limit must be in 1..{TEST_SIZE}")
@@ -141,11 +177,17 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--faithfulness-draws must be in 1..{faith.MAX_DRAWS}")
     if args.faithfulness_seed < 0:
         p.error("--faithfulness-seed must be >= 0")
+    if args.encoder_eval and args.encoder_numbers_from:
+        p.error("give --encoder-eval or --encoder-numbers-from, not both")
     if args.held_out_items and not args.validation:
         p.error("--held-out-items goes with --validation")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_name_or_folder(args.name, "captioning", args.device)
+    if args.hard_context:
+        if model.attention_kind != "hard":
+            p.error("--hard-context is for a hard-attention model")
+        model.hard_context = args.hard_context
     t0 = time.time()
     if args.validation:
         items = split_items(len(load_fashion_mnist("train")[0]))[1] if args.held_out_items else None
@@ -158,10 +200,13 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     split = ("validation, held-out items" if args.held_out_items else "validation") if args.validation else "test"
     metrics.update(model=args.name, attention=model.attention_kind, split=split,
+                   **({"hard_context": model.hard_context} if model.attention_kind == "hard" else {}),
                    seconds=round(time.time() - t0, 1),
                    command="python -m attn_models.captioning.evaluate " + shlex.join(argv))
     if args.encoder_eval:
         metrics.update(encoder_numbers(model, args.encoder_eval))
+    elif args.encoder_numbers_from:
+        metrics.update(carried_encoder_numbers(model, args.encoder_numbers_from))
     print(json.dumps(metrics, indent=2))
     if args.json:
         with open(args.json, "w") as f:

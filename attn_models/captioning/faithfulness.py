@@ -23,12 +23,13 @@ Hidden cells are the pixels a cell's position covers, not its receptive field (6
 stride): neighbouring cells still see part of what was hidden, so the drops measure what those pixels add, given
 the rest of the image.
 
-Hard attention: at test time the hard model uses the most likely cell (argmax of α, ``decoder.ARGMAX``), and so does
-the teacher forcing here, both on the clean image and on the occluded ones (where the argmax may move to another
-cell). Its α is the one-hot map of the chosen cell, as ``caption()`` returns it, so the attended set is that one
-cell and one random cell is hidden per draw. The saliency gradient flows through the chosen cell's annotation, the
-gate β and the initial state (the argmax itself has no gradient), and its rank correlation with a one-hot α says
-how high the chosen cell ranks in saliency.
+Hard attention: the teacher forcing here decodes as ``caption()`` does (``model.test_mode``), both on the clean image
+and on the occluded ones. With ``hard_context`` ``"expect"`` (the authors' test-time decoding) that is the expected
+context, as for soft attention, and α is the distribution it would sample from. With ``"argmax"`` it is the most likely
+cell (``decoder.ARGMAX``; on an occluded image the argmax may move to another cell): α is the one-hot map of the
+chosen cell, as ``caption()`` returns it, so the attended set is that one cell and one random cell is hidden per draw.
+The saliency gradient then flows through the chosen cell's annotation, the gate β and the initial state (the argmax
+itself has no gradient), and its rank correlation with a one-hot α says how high the chosen cell ranks in saliency.
 
 Everything is deterministic for a given image, caption and seed: the random cells come from
 ``numpy.random.default_rng((seed, word index))``, and the clean and occluded images are scored in one batch.

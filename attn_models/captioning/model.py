@@ -16,11 +16,15 @@ from PIL import Image
 from torch import nn
 
 from attn_models.captioning.beam import Hypothesis, beam_search, beam_search_all
-from attn_models.captioning.decoder import ARGMAX, SOFT, AttentionDecoder
+from attn_models.captioning.decoder import ARGMAX, EXPECT, SOFT, AttentionDecoder
 from attn_models.captioning.encoder import build_encoder
 from attn_models.data.scenes import VOCAB
 
 ATTENTIONS = ("soft", "hard")
+# What a hard-attention decoder attends to at test time: the most likely cell (argmax of α, a one-hot map), or
+# the expected context Σ_i α_i a_i, as the authors' arctic-captions code decodes a hard model by default
+# (generate_caps.py without -sampling). Training is the same for both; the choice is made on validation.
+HARD_CONTEXTS = (ARGMAX, EXPECT)
 MAX_BEAM, MAX_LEN = 50, 100
 
 
@@ -44,10 +48,13 @@ class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
     def __init__(self, vocab: list[str] | None = None, attention: str = "soft", encoder: str = "small",
                  encoder_channels: int = 96, image_size: int = 96, embed_dim: int = 64,
                  hidden_dim: int = 256, attn_dim: int = 128, dropout: float = 0.3,
-                 coord_channels: bool = True, encoder_widths: tuple[int, int, int] = (24, 48, 64)):
+                 coord_channels: bool = True, encoder_widths: tuple[int, int, int] = (24, 48, 64),
+                 hard_context: str = ARGMAX):
         super().__init__()
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+        if hard_context not in HARD_CONTEXTS:
+            raise ValueError(f"hard_context must be one of {HARD_CONTEXTS}, got {hard_context!r}")
         self.vocab = list(vocab) if vocab is not None else list(VOCAB)
         for special in ("<pad>", "<start>", "<end>"):
             if special not in self.vocab:
@@ -57,6 +64,7 @@ class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
         # never generated: padding, <start>, and <unk> (an unknown word is no caption)
         self.banned_ids = [self.word_to_id[s] for s in ("<pad>", "<start>", "<unk>") if s in self.word_to_id]
         self.attention = attention
+        self.hard_context = hard_context
         self.image_size = image_size
         self.coord_channels = coord_channels
         self.encoder = build_encoder(encoder, encoder_channels, encoder_widths)
@@ -162,9 +170,10 @@ class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
 
     @property
     def test_mode(self) -> str:
-        """How the decoder picks its context at test time: the expectation (soft), or the most likely cell (hard:
-        argmax instead of sampling s_t, so a caption is a function of the image)."""
-        return SOFT if self.attention == "soft" else ARGMAX
+        """How the decoder picks its context at test time: the expectation (soft); for hard attention
+        ``hard_context``, the most likely cell (argmax instead of sampling s_t) or the expectation. Either way a
+        caption is a function of the image."""
+        return SOFT if self.attention == "soft" else self.hard_context
 
     def _words_maps(self, hyp: Hypothesis) -> tuple[list[str], np.ndarray, np.ndarray]:
         gh, gw = self.grid_hw

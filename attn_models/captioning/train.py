@@ -48,7 +48,7 @@ from tqdm import tqdm
 from attn_models import training
 from attn_models.captioning.encoder import TorchvisionEncoder
 from attn_models.captioning.metrics import attention_correctness
-from attn_models.captioning.model import ATTENTIONS, ReinforceState, ShowAttendTell
+from attn_models.captioning.model import ATTENTIONS, HARD_CONTEXTS, ReinforceState, ShowAttendTell
 from attn_models.captioning.pretrain import encoder_file
 from attn_models.data.fashion_mnist import load_fashion_mnist
 from attn_models.data.scenes import VOCAB, fashion_scenes, make_scene, object_recall, scene_rng
@@ -78,7 +78,7 @@ def build_model(args, vocab: list[str] | None) -> ShowAttendTell:
                            encoder_channels=args.encoder_channels, encoder_widths=tuple(args.encoder_widths),
                            image_size=args.image_size,
                            embed_dim=args.embed_dim, hidden_dim=args.hidden_dim, attn_dim=args.attn_dim,
-                           dropout=args.dropout)
+                           dropout=args.dropout, hard_context=args.hard_context)
     if args.encoder_from:
         model.encoder.load_state_dict(load_file(str(encoder_file(args.encoder_from))), strict=True)
     elif args.imagenet and isinstance(model.encoder, TorchvisionEncoder):
@@ -193,6 +193,9 @@ class DecoderTask(training.TrainTask):
         g.add_argument("--reward-discount", type=float, default=1.0,
                        help="hard, --reward to_go: weight of word t' in the reward of location t is discount^(t'-t)")
         g.add_argument("--expect-prob", type=float, default=0.5, help="hard: P(use expected context)")
+        g.add_argument("--hard-context", choices=HARD_CONTEXTS, default="argmax",
+                       help="hard: the context at test time (validation, and the export's config.json): the most "
+                            "likely cell, or the expected context as the authors' code decodes")
         g.add_argument("--targets", choices=["canonical", "all"], default="canonical",
                        help="fashion-scenes: train on the reading-order caption, or on a random reference")
         g.add_argument("--feature-pool", type=int, default=0,

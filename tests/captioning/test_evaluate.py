@@ -20,13 +20,37 @@ def test_evaluate_writes_the_metrics_json(tmp_path, fashion_mnist):
     evaluate.main([str(tmp_path / "w"), "--limit", "3", "--beam-size", "2", "--max-len", "4",
                    "--json", str(tmp_path / "m.json"), "--figure", str(tmp_path / "f.png"), "--figure-scenes", "1"])
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert list(metrics) == KEYS and metrics["scenes"] == 3 and metrics["attention"] == "hard"
+    hard_keys = KEYS[:KEYS.index("split") + 1] + ["hard_context"] + KEYS[KEYS.index("split") + 1:]
+    assert list(metrics) == hard_keys and metrics["scenes"] == 3 and metrics["attention"] == "hard"
+    assert metrics["hard_context"] == "argmax"  # the model's config (the default)
     assert metrics["split"] == "test"
     assert metrics["command"].startswith("python -m attn_models.captioning.evaluate ")
     assert "--limit 3" in metrics["command"]
     assert all(0 <= metrics[k] <= 1 for k in KEYS[:4]) and (tmp_path / "f.png").stat().st_size > 0
     # every item is named, named with the wrong class, or not named
     assert metrics["object_recall"] + metrics["items_confused"] + metrics["items_omitted"] == pytest.approx(1.0)
+
+
+def test_hard_context_flag_decodes_with_the_other_context_and_says_so(tmp_path, fashion_mnist, monkeypatch):
+    """--hard-context overrides the config's test-time context of a hard model (to choose it on validation); the
+    JSON records the one used; a soft model refuses it."""
+    torch.manual_seed(0)
+    tiny = dict(encoder_channels=8, encoder_widths=(4, 6, 8), embed_dim=8, hidden_dim=16, attn_dim=8)
+    ShowAttendTell(attention="hard", hard_context="argmax", **tiny).eval().save_pretrained(tmp_path / "w")
+    modes = []
+    real = evaluate.evaluate
+    monkeypatch.setattr(evaluate, "evaluate", lambda model, scenes, *a, **k: modes.append(model.test_mode) or real(
+        model, scenes, *a, **k))
+    for flag in ([], ["--hard-context", "expect"]):
+        evaluate.main([str(tmp_path / "w"), "--limit", "2", "--beam-size", "1", "--max-len", "3",
+                       "--json", str(tmp_path / "m.json"), *flag])
+        assert json.loads((tmp_path / "m.json").read_text())["hard_context"] == (flag[-1] if flag else "argmax")
+    assert modes == ["argmax", "expect"]
+    ShowAttendTell(attention="soft", **tiny).eval().save_pretrained(tmp_path / "soft")
+    with pytest.raises(SystemExit):
+        evaluate.main([str(tmp_path / "soft"), "--limit", "1", "--hard-context", "expect"])
+    evaluate.main([str(tmp_path / "soft"), "--limit", "1", "--max-len", "3", "--json", str(tmp_path / "s.json")])
+    assert "hard_context" not in json.loads((tmp_path / "s.json").read_text())
 
 
 def test_validation_flag_scores_the_training_scripts_validation_scenes(tmp_path, fashion_mnist, monkeypatch):

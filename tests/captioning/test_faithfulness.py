@@ -69,11 +69,11 @@ def test_pooling_and_spearman():
 
 
 # ---- scoring ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("attention", ["soft", "hard"])
-def test_teacher_forcing_reproduces_the_beam_scores_and_maps(attention):
-    """Scored the way the model decodes (argmax cell for hard attention), each hypothesis of the beam gets back its
-    log-probability and its maps."""
-    m = tiny(attention, seed=11)
+@pytest.mark.parametrize("attention,hard_context", [("soft", "argmax"), ("hard", "argmax"), ("hard", "expect")])
+def test_teacher_forcing_reproduces_the_beam_scores_and_maps(attention, hard_context):
+    """Scored the way the model decodes (hard attention: its test-time context), each hypothesis of the beam gets
+    back its log-probability and its maps."""
+    m = tiny(attention, seed=11, hard_context=hard_context)
     img = scene_image(11)
     x = m.preprocess(img)
     for beam in m.caption_beams(img, beam_size=3, max_len=8):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from attn_models.captioning.decoder import ARGMAX, SOFT
+from attn_models.captioning.decoder import ARGMAX, EXPECT, SOFT
 from attn_models.captioning.model import ReinforceState, ShowAttendTell, caption_loss
 
 TINY = dict(encoder_channels=8, embed_dim=8, hidden_dim=16, attn_dim=8, dropout=0.0)
@@ -30,7 +30,7 @@ def greedy(model, image, max_len):
         a_proj = model.decoder.project(a)
         y = torch.tensor([model.start_id])
         words, alphas = [], []
-        mode = SOFT if model.attention == "soft" else ARGMAX
+        mode = SOFT if model.attention == "soft" else model.hard_context
         for _ in range(max_len):
             o = model.decoder.step(a, a_proj, y, h, c, mode)
             logits = o.logits.clone()
@@ -56,10 +56,10 @@ def test_caption_shapes_and_alphas_sum_to_one(attention):
     assert cap.betas.shape == (len(cap.words),) and ((cap.betas > 0) & (cap.betas < 1)).all()
 
 
-@pytest.mark.parametrize("attention", ["soft", "hard"])
+@pytest.mark.parametrize("attention,hard_context", [("soft", ARGMAX), ("hard", ARGMAX), ("hard", EXPECT)])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_beam_one_is_greedy(attention, seed):
-    m = tiny(attention, seed=seed)
+def test_beam_one_is_greedy(attention, hard_context, seed):
+    m = tiny(attention, seed=seed, hard_context=hard_context)
     img = scene_image(seed)
     ref_words, ref_alphas = greedy(m, img, 15)
     cap = m.caption(img, beam_size=1, max_len=15)
@@ -86,9 +86,34 @@ def test_max_len_without_end_does_not_crash():
 
 def test_hard_attention_is_one_hot_at_test_time():
     m = tiny("hard", seed=5)
+    assert m.hard_context == ARGMAX and m.test_mode == ARGMAX  # the default, as configs without the key load
     cap = m.caption(scene_image(5), beam_size=2, max_len=10)
     flat = cap.alphas.reshape(len(cap.words), -1)
     assert np.all(flat.max(1) == 1.0) and np.all((flat == 0) | (flat == 1))
+
+
+def test_hard_attention_with_the_expected_context_decodes_like_a_soft_model_of_the_same_weights():
+    """hard_context="expect" (the authors' test-time decoding): the context is Σ α_i a_i, so the same weights in a
+    soft model give the same caption and maps, which are distributions rather than one-hot."""
+    hard = tiny("hard", seed=5, hard_context=EXPECT)
+    soft = tiny("soft", seed=5)
+    soft.load_state_dict(hard.state_dict())
+    img = scene_image(5)
+    a, b = hard.caption(img, beam_size=3, max_len=10), soft.caption(img, beam_size=3, max_len=10)
+    assert a.words == b.words and np.array_equal(a.alphas, b.alphas)
+    assert (a.alphas.reshape(len(a.words), -1).max(1) < 1).all()
+    # the argmax decoding of the same weights attends one cell per word
+    hard.hard_context = ARGMAX
+    flat = hard.caption(img, beam_size=3, max_len=10).alphas.reshape(-1, 144)
+    assert np.all((flat == 0) | (flat == 1))
+
+
+def test_hard_context_is_checked_and_travels_with_the_weights(tmp_path):
+    with pytest.raises(ValueError, match="hard_context"):
+        tiny("hard", hard_context="sample")
+    m = tiny("hard", seed=6, hard_context=EXPECT)
+    m.save_pretrained(tmp_path)
+    assert ShowAttendTell.from_pretrained(tmp_path).test_mode == EXPECT
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "P", "L", "I;16", "CMYK", "1", "F", "LA"])

@@ -330,3 +330,15 @@ def test_caption_metrics_carry_their_encoders_item_accuracy_only_for_that_encode
     with pytest.raises(SystemExit, match="another encoder"):
         evaluate.main([str(stages / "w"), "--limit", "1", "--beam-size", "1", "--max-len", "3",
                        "--encoder-eval", str(tmp_path / "other.json")])
+    # the export gone, a later evaluation of the same weights carries those numbers, checked by the encoder's sha256
+    evaluate.main([str(stages / "w"), "--limit", "1", "--beam-size", "1", "--max-len", "3",
+                   "--encoder-numbers-from", str(tmp_path / "m.json"), "--json", str(tmp_path / "again.json")])
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert {k: again[k] for k in m if k.startswith("encoder_")} == {k: m[k] for k in m if k.startswith("encoder_")}
+    assert again["encoder_numbers_from"] == str(tmp_path / "m.json")
+    other = json.loads((tmp_path / "m.json").read_text()) | {"encoder_sha256": "0" * 64}
+    (tmp_path / "other-m.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="another encoder"):
+        evaluate.main([str(stages / "w"), "--limit", "1", "--encoder-numbers-from", str(tmp_path / "other-m.json")])
+    with pytest.raises(SystemExit, match="no encoder_"):
+        evaluate.main([str(stages / "w"), "--limit", "1", "--encoder-numbers-from", str(tmp_path / "enc.json")])
