@@ -91,11 +91,13 @@ def test_paint_a_mask_complete_it_and_inspect_a_completion(page, tiny_models, tm
 
     # 3. Inspect a completion: the grid of every head appears, and a painted pixel says what it could not see.
     ui.click_image_pixel(page, "imt-mask-completions", *cell_centre(2))
-    page.wait_for_function("() => /was (hidden|visible)/.test(document.querySelector('#imt-query-note').innerText)")
+    page.wait_for_function("() => /was (hidden|visible)/.test(document.querySelector('#imt-query-note').innerText)",
+                           timeout=120_000)
     old_grid = ui.image_src(page, "imt-head-grid")
     ui.click_image(page, "imt-fig3", (6 + 0.5) / SIZE, (1 + 0.5) / SIZE)  # row 1, column 6: under the stroke
     ui.wait_for_image_change(page, "imt-head-grid", old_grid)
-    page.wait_for_function("() => /row 1, column 6/i.test(document.querySelector('#imt-query-note').innerText)")
+    page.wait_for_function("() => /row 1, column 6/i.test(document.querySelector('#imt-query-note').innerText)",
+                           timeout=120_000)
     note = text_of(page, "#imt-query-note")
     assert "hidden" in note and "could not see" in note
     ui.wait_for_images_loaded(page, "#imt-head-grid img, #imt-fig3 img, #imt-unseen img", 3)
