@@ -1227,7 +1227,7 @@ def main(argv: list[str] | None = None) -> Path:
                          same_weights=bool(args.same_weights_from))
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
-    print(f"wrote {out} and {out.parent / CURVE}")
+    print(f"wrote {out}" + ("" if args.same_weights_from else f" and {out.parent / CURVE}"))
     return out
 
 

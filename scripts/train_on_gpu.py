@@ -41,7 +41,8 @@ ENCODER_DIR = "sat-encoder-shipped-{}"  # under --runs-root: the encoder frozen 
 def _captioning(attention: str, seed: int, pool: int) -> tuple[str, list[str], int | None, None]:
     """The shipped decoder's recipe (docs/model-cards.md) with another seed; trained from scratch on the encoder."""
     kind = (["--attention", "soft", "--ds-lambda", "0", "--max-steps", "13641"] if attention == "soft" else
-            ["--attention", "hard", "--reward", "to_go", "--reward-discount", "0.5", "--max-steps", "11498"])
+            ["--attention", "hard", "--reward", "to_go", "--reward-discount", "0.5", "--entropy-weight", "0.003",
+             "--hard-context", "expect", "--max-steps", "11498"])
     return ("attn_models.captioning.train",
             [*kind, "--encoder-channels", "128", "--encoder-widths", "32", "64", "96", "--feature-pool", str(pool),
              "--lr", "2e-3", "--seed", str(seed)], None, None)
