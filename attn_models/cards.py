@@ -1004,15 +1004,23 @@ def earlier_stages(card: Path, keep_last: bool = False) -> list[str]:
     return [("#" + line if line.startswith("### ") else line) for section in kept for line in section]
 
 
-def same_weights_args(card: Path) -> dict:
-    """The last stage's flags (its ``train_info.json`` args, which the card prints as a JSON block): what the card's
-    prose needs when the weights are the ones that card describes and their run directory is gone."""
-    text = read_text_file(card, "the card of the version before, written by this script")
-    last = re.split(r"^#{3,4} Stage ", text, flags=re.M)
-    blocks = re.findall(r"^```json\n(\{.*\})\n```$", last[-1], flags=re.M) if len(last) > 1 else []
+def same_weights_args(carried: list[str], card: Path) -> dict:
+    """The last carried stage's flags (its ``train_info.json`` args, which each stage section prints as a JSON block):
+    what the card's prose needs when the weights are the ones ``card`` describes and their run directory is gone."""
+    blocks = [json.loads(line) for line in carried if line.startswith("{") and line.endswith("}")]
     if not blocks:
         raise ValueError(f"{card}: no '### Stage' section with its flags (a ```json block) to read")
-    return json.loads(blocks[0])
+    return blocks[-1]
+
+
+def check_same_weights(card: Path, weights_file: Path) -> None:
+    """A card written since ``--same-weights-from`` exists names the weights it describes (sha256 in its provenance):
+    refuse to carry its training onto other weights."""
+    text = read_text_file(card, "the card of the version before, written by this script")
+    named = re.search(r"`[^`]*model\.safetensors` \(sha256 ([0-9a-f]+)\)", text)
+    if named and named.group(1) != _sha(weights_file):
+        raise ValueError(f"{card} describes other weights (model.safetensors sha256 {named.group(1)}, "
+                         f"{weights_file} has {_sha(weights_file)})")
 
 
 def read_text_file(path: Path, what: str) -> str:
@@ -1031,7 +1039,8 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
     config_path = out.parent / "config.json"
     config = read_json(config_path, "the weights' config, written by save_pretrained")
     arm_lines, arm_logs = arms_training_section(ev, step_cost)
-    run_args = same_weights_args(earlier_card) if same_weights else runs[-1].info.get("args") or {}
+    carried = earlier_stages(earlier_card, keep_last=same_weights) if earlier_card is not None else []
+    run_args = same_weights_args(carried, earlier_card) if same_weights else runs[-1].info.get("args") or {}
     try:
         about = spec.text(config, run_args, out.parent)
     except KeyError as e:
@@ -1041,7 +1050,6 @@ def card_text(name: str, runs: list[Run], ev: dict, eval_path: Path, previous: d
              "## Use", "", "```python", "from attn_models import load", spec.usage.format(name=name), "```", "",
              *evaluation_section(task, name, ev, eval_path, previous, prev_path, prev_label), *arms_section(ev),
              *arm_lines, "## Training", ""]
-    carried = earlier_stages(earlier_card, keep_last=same_weights) if earlier_card is not None else []
     if same_weights:
         lines += ["### The training of the version before, carried from its card", "",
                   "These are the weights of the version before (the same model.safetensors); only config.json "
@@ -1116,6 +1124,7 @@ def write_card(name: str, runs: list[Path], eval_path: Path, previous: Path | No
             raise ValueError("same weights: give the card of the version before and no run (every stage is carried)")
         if not (out.parent / CURVE).is_file():
             raise ValueError(f"{out.parent / CURVE}: the learning curve of the version before is needed beside it")
+        check_same_weights(Path(earlier_card), out.parent / "model.safetensors")
     elif not runs:
         raise ValueError("at least one --run is needed (the run directory holding train_info.json)")
     eval_path = Path(eval_path)

@@ -262,6 +262,13 @@ def test_same_weights_with_a_new_config_carry_every_stage_and_the_learning_curve
     assert dec["segments"][-1]["command"] in card
     assert (folder / cards.CURVE).read_bytes() == curve
     assert "weights/sat-hard-fashion-scenes/model.safetensors" in card.split("## Provenance")[1]
+    # this card names its weights: carrying it again onto other weights is refused
+    shipped_card = tmp_path / "card-v8.1.md"
+    shipped_card.write_text(card)
+    cards.write_card(name, [], expect, out=out, earlier_card=shipped_card, same_weights=True)
+    (folder / "model.safetensors").write_bytes(b"other weights")
+    with pytest.raises(ValueError, match="describes other weights"):
+        cards.write_card(name, [], expect, out=out, earlier_card=shipped_card, same_weights=True)
     with pytest.raises(ValueError, match="no run"):
         cards.write_card(name, [tmp_path / "x"], expect, out=out, earlier_card=old, same_weights=True)
     (folder / cards.CURVE).unlink()

@@ -132,9 +132,10 @@ def carried_encoder_numbers(model, metrics_json: str) -> dict:
     numbers = {k: v for k, v in old.items() if k.startswith("encoder_") and k != "encoder_numbers_from"}
     if "encoder_test_class_acc" not in numbers:
         raise SystemExit(f"--encoder-numbers-from {metrics_json}: no encoder_* numbers (not an --encoder-eval JSON)")
-    if "encoder_sha256" in numbers and numbers["encoder_sha256"] != encoder_sha256(model):
+    mine = encoder_sha256(model)
+    if numbers.get("encoder_sha256", mine) != mine:
         raise SystemExit(f"--encoder-numbers-from {metrics_json}: measured another encoder than this model's")
-    return numbers | {"encoder_sha256": encoder_sha256(model), "encoder_numbers_from": str(metrics_json)}
+    return numbers | {"encoder_sha256": mine, "encoder_numbers_from": str(metrics_json)}
 
 
 def main(argv: list[str] | None = None) -> None:
