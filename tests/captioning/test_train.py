@@ -161,6 +161,24 @@ def test_init_from_exported_weights(stages, tmp_path):
         assert torch.equal(got[k], want[k]), k
 
 
+def test_train_only_output_moves_the_deep_output_layer_alone(stages, tmp_path):
+    """--train-only output: after a few steps at a high rate the deep output layer has moved and every other
+    tensor (attention, LSTM, embedding, initial state, encoder) is bit-for-bit the starting one, so the
+    attention maps under teacher forcing are the starting model's."""
+    run = tmp_path / "run"
+    train.main([*TINY_DEC, "--attention", "hard", "--init-from", str(stages / "w"), "--train-only", "output",
+                "--lr", "0.05", "--warmup-steps", "0", "--max-steps", "3", "--run-dir", str(run), "--no-progress",
+                "--export", str(tmp_path / "w")])
+    got = load_file(str(tmp_path / "w" / "model.safetensors"))
+    want = load_file(str(stages / "w" / "model.safetensors"))
+    moved = {k for k in want if not torch.equal(got[k], want[k])}
+    assert moved and moved <= {k for k in want if k.startswith(train.OUTPUT_LAYER)}
+    assert {k.rsplit(".", 1)[0] for k in moved} == {"decoder.out_h", "decoder.out_z", "decoder.out_o"}
+    with pytest.raises(SystemExit, match="--init-from"):
+        train.main([*TINY_DEC, "--train-only", "output", "--max-steps", "1", "--run-dir", str(tmp_path / "r2"),
+                    "--no-progress"])
+
+
 def test_records_hold_what_a_model_card_needs(stages):
     """The scaffold's records of both stages: every invocation's command, steps, wall time, validation."""
     enc_info = json.loads((stages / "enc" / "train_info.json").read_text())
