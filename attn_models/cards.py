@@ -196,6 +196,20 @@ def _captioning_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
                      "(Sec. 4.1), and its maps are the distribution α it would sample from. The other choice, the "
                      "most likely location (argmax of α, one-hot maps), is `hard_context` in config.json; the one "
                      "shipped was chosen on validation (`evaluate --validation --hard-context`).")
+    if args.get("train_only") in ("output", "lstm-output"):
+        pool = f" of {args['feature_pool']:,} other encoded scenes" if args.get("feature_pool") else ""
+        notes = _link("docs/model-cards.md", out_dir)
+        part, kept, maps = (
+            ("its deep output layer (L_h, L_z, L_o)", "the attention MLP, gate, LSTM, embedding and initial-state "
+             "MLPs", "the maps under teacher forcing are the first stage's") if args["train_only"] == "output" else
+            ("its LSTM and deep output layer", "the attention MLP (W_a, W_h, w), gate, embedding and initial-state "
+             "MLPs", "the maps move only as far as the LSTM's state does"))
+        lines.append("- Two decoder stages where the paper trains one (the last two stages below): the whole decoder "
+                     f"on a smaller pool of scenes, then only {part} (`train --train-only {args['train_only']}`) on "
+                     f"a larger pool{pool}, {kept} left as the first stage learned them ({maps}). A soft decoder "
+                     "trained on more scenes names items better but spreads its attention over more cells "
+                     f"({notes}); this way the attention is learned on the small pool and the larger one mostly "
+                     "teaches the reading of words. Nothing tells the model where the items are.")
     if args.get("targets") == "canonical":
         lines.append("- Training targets are the scene's reading-order caption (`scenes.canonical_caption`): with "
                      "every item order equally likely, the first word would be a mixture over the items. BLEU "

@@ -55,10 +55,12 @@ from attn_models.data.scenes import VOCAB, fashion_scenes, make_scene, object_re
 
 VAL_SEED = 777  # validation scenes: train images, a seed the training stream never uses at these indices
 DATASETS = ("fashion-scenes", "karpathy")
-TRAIN_ONLY = ("all", "output")
-# --train-only output: the deep output layer p(y_t) ∝ exp(L_o tanh(E y_{t-1} + L_h h_t + L_z z_t)) minus E, which
-# the LSTM's input shares
+# --train-only: the parameters a fine-tuning stage trains (name prefixes); None = all but the frozen encoder.
+# "output": the deep output layer p(y_t) ∝ exp(L_o tanh(E y_{t-1} + L_h h_t + L_z z_t)) minus E, which the LSTM's
+# input shares; "lstm-output": the LSTM too. Neither trains the attention MLP (W_a, W_h, w), the gate f_beta, the
+# embedding or the initial-state MLPs.
 OUTPUT_LAYER = ("decoder.out_h.", "decoder.out_z.", "decoder.out_o.")
+TRAIN_ONLY = {"all": None, "output": OUTPUT_LAYER, "lstm-output": (*OUTPUT_LAYER, "decoder.lstm.")}
 GRAD_CLIP = 5.0  # gradient-norm clip, as in the paper's code
 # task state: the REINFORCE moving-average baseline, a scalar (--reward sentence) or one per position (to_go)
 BASELINE_KEYS = {"sentence": "reinforce_baseline_sentence", "to_go": "reinforce_baseline_to_go"}
@@ -93,12 +95,13 @@ def build_model(args, vocab: list[str] | None) -> ShowAttendTell:
     return model
 
 
-def freeze_all_but_output(model: ShowAttendTell) -> None:
-    """Leave only the deep output layer trainable (--train-only output)."""
+def freeze_all_but(model: ShowAttendTell, prefixes: tuple[str, ...]) -> None:
+    """Leave only the parameters named ``prefixes`` trainable (--train-only)."""
     for name, p_ in model.named_parameters():
-        p_.requires_grad_(name.startswith(OUTPUT_LAYER))
-    if not any(p_.requires_grad for p_ in model.parameters()):
-        raise RuntimeError(f"no parameter named {OUTPUT_LAYER}: the decoder's layer names changed")
+        p_.requires_grad_(name.startswith(prefixes))
+    trained = {name.split(".")[1] for name, p_ in model.named_parameters() if p_.requires_grad}
+    if trained != {p.split(".")[1] for p in prefixes}:
+        raise RuntimeError(f"--train-only names {prefixes}, found {sorted(trained)}: the decoder's layers changed")
 
 
 def set_train_mode(model: ShowAttendTell) -> None:
@@ -217,10 +220,11 @@ class DecoderTask(training.TrainTask):
                        "(same --encoder-from, --seed and --feature-pool)")
         g.add_argument("--pool-only", action="store_true", help="build --pool-cache and exit")
         g.add_argument("--eval-scenes", type=int, default=150, help="validation scenes (training images)")
-        g.add_argument("--train-only", choices=TRAIN_ONLY, default="all",
-                       help="'output': train only the deep output layer (L_h, L_z, L_o) of the --init-from "
-                            "weights; the attention, LSTM, embedding and initial-state MLPs stay as they are, so "
-                            "the attention maps under teacher forcing do not change")
+        g.add_argument("--train-only", choices=list(TRAIN_ONLY), default="all",
+                       help="fine-tune part of the --init-from decoder: 'output', the deep output layer (L_h, L_z, "
+                            "L_o) alone, so the attention maps under teacher forcing do not change; 'lstm-output', "
+                            "the LSTM too (the maps move only as far as the LSTM's state does). The attention MLP, "
+                            "gate, embedding and initial-state MLPs stay as they are")
         p.set_defaults(batch_size=64, lr=1e-3, warmup_steps=200, eval_every=500, checkpoint_every_min=4.0)
 
     # ---- setup ---------------------------------------------------------------------------------------
@@ -244,10 +248,10 @@ class DecoderTask(training.TrainTask):
             vocab = build_vocab(self.ds.captions(), a.min_count)
             self.examples_per_epoch = len(self.ds)
         model = build_model(a, vocab)
-        if a.train_only == "output":
+        if TRAIN_ONLY[a.train_only] is not None:
             if not (a.init_from or a.resume):
-                raise SystemExit("--train-only output fine-tunes a trained decoder: give --init-from WEIGHTS")
-            freeze_all_but_output(model)
+                raise SystemExit(f"--train-only {a.train_only} fine-tunes a trained decoder: give --init-from WEIGHTS")
+            freeze_all_but(model, TRAIN_ONLY[a.train_only])
         set_train_mode(model)
         opt = torch.optim.Adam([p_ for p_ in model.parameters() if p_.requires_grad], lr=a.lr)
         self.model, opt = self.acc.prepare(model, opt)
