@@ -134,6 +134,17 @@ METRICS: dict[str, tuple[Metric, ...]] = {
 
 
 # ---- prose per task: what the code does, from config.json and the run's flags --------------------------
+# captioning `train --train-only`: (what the fine-tuning stage trained, what it kept, what that does to the maps)
+FINE_TUNED_PARTS = {
+    "output": ("its deep output layer (L_h, L_z, L_o)",
+               "the attention MLP, gate, LSTM, embedding and initial-state MLPs",
+               "the maps under teacher forcing are the first stage's"),
+    "lstm-output": ("its LSTM and deep output layer",
+                    "the attention MLP (W_a, W_h, w), gate, embedding and initial-state MLPs",
+                    "the maps move only as far as the LSTM's state does"),
+    "all-but-attention": ("the layers outside its attention MLP", "the attention MLP (W_a, W_h, w)",
+                          "the maps move only as far as the LSTM's state does"),
+}
 def _link(target: str, out_dir: Path) -> str:
     """A link to a file of this repository, relative to the card, so it works where the card sits in the
     repository (weights/<name>/); a card written elsewhere names the file instead."""
@@ -196,14 +207,11 @@ def _captioning_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
                      "(Sec. 4.1), and its maps are the distribution α it would sample from. The other choice, the "
                      "most likely location (argmax of α, one-hot maps), is `hard_context` in config.json; the one "
                      "shipped was chosen on validation (`evaluate --validation --hard-context`).")
-    if args.get("train_only") in ("output", "lstm-output"):
+    stage = FINE_TUNED_PARTS.get(args.get("train_only", "all"))
+    if stage is not None:
+        part, kept, maps = stage
         pool = f" of {args['feature_pool']:,} other encoded scenes" if args.get("feature_pool") else ""
         notes = _link("docs/model-cards.md", out_dir)
-        part, kept, maps = (
-            ("its deep output layer (L_h, L_z, L_o)", "the attention MLP, gate, LSTM, embedding and initial-state "
-             "MLPs", "the maps under teacher forcing are the first stage's") if args["train_only"] == "output" else
-            ("its LSTM and deep output layer", "the attention MLP (W_a, W_h, w), gate, embedding and initial-state "
-             "MLPs", "the maps move only as far as the LSTM's state does"))
         lines.append("- Two decoder stages where the paper trains one (the last two stages below): the whole decoder "
                      f"on a smaller pool of scenes, then only {part} (`train --train-only {args['train_only']}`) on "
                      f"a larger pool{pool}, {kept} left as the first stage learned them ({maps}). A soft decoder "

@@ -654,3 +654,20 @@ def test_hard_captioning_card_names_the_reward_it_trained_with(tmp_path, reward)
     assert ("reward to go" in deviations and "discount 0.5" in deviations) == (reward == "to_go")
     assert "argmax of α" in deviations  # test-time hard attention, whatever the reward
     assert "doubly stochastic" not in deviations  # the soft model's deviation
+
+
+@pytest.mark.parametrize("part", ["all", "output", "lstm-output", "all-but-attention"])
+def test_soft_captioning_card_says_what_a_fine_tuning_stage_trained(tmp_path, part):
+    name = "sat-soft-fashion-scenes"
+    run = tmp_path / "runs" / "dec"
+    write_run(run, name, "attn_models.captioning.train", "nll_per_word", "val_recall")
+    info = json.loads((run / "train_info.json").read_text())
+    info["args"] |= {"train_only": part, "feature_pool": 64000}
+    (run / "train_info.json").write_text(json.dumps(info))
+    out = weights_folder(tmp_path, name, ("attention.png",)) / "README.md"
+    cards.write_card(name, [run], write_json(tmp_path / "m.json", older_captioning_json(name)), out=out)
+    deviations = out.read_text().split("Deviations from the paper, on purpose:")[1].split("## ")[0]
+    said = f"`train --train-only {part}`) on a larger pool of 64,000 other encoded scenes"
+    assert (said in deviations) == (part != "all")
+    if part != "all":
+        assert cards.FINE_TUNED_PARTS[part][0] in deviations and "Nothing tells the model where" in deviations

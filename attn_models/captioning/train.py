@@ -57,10 +57,12 @@ VAL_SEED = 777  # validation scenes: train images, a seed the training stream ne
 DATASETS = ("fashion-scenes", "karpathy")
 # --train-only: the parameters a fine-tuning stage trains (name prefixes); None = all but the frozen encoder.
 # "output": the deep output layer p(y_t) ∝ exp(L_o tanh(E y_{t-1} + L_h h_t + L_z z_t)) minus E, which the LSTM's
-# input shares; "lstm-output": the LSTM too. Neither trains the attention MLP (W_a, W_h, w), the gate f_beta, the
-# embedding or the initial-state MLPs.
+# input shares; "lstm-output": the LSTM too; "all-but-attention": every decoder layer but the attention MLP
+# (W_a, W_h, w). Only "all" trains the attention MLP.
 OUTPUT_LAYER = ("decoder.out_h.", "decoder.out_z.", "decoder.out_o.")
-TRAIN_ONLY = {"all": None, "output": OUTPUT_LAYER, "lstm-output": (*OUTPUT_LAYER, "decoder.lstm.")}
+TRAIN_ONLY = {"all": None, "output": OUTPUT_LAYER, "lstm-output": (*OUTPUT_LAYER, "decoder.lstm."),
+              "all-but-attention": (*OUTPUT_LAYER, "decoder.lstm.", "decoder.embed.", "decoder.init_h.",
+                                    "decoder.init_c.", "decoder.f_beta.")}
 GRAD_CLIP = 5.0  # gradient-norm clip, as in the paper's code
 # task state: the REINFORCE moving-average baseline, a scalar (--reward sentence) or one per position (to_go)
 BASELINE_KEYS = {"sentence": "reinforce_baseline_sentence", "to_go": "reinforce_baseline_to_go"}

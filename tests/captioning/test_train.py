@@ -163,7 +163,11 @@ def test_init_from_exported_weights(stages, tmp_path):
 
 @pytest.mark.parametrize("part,layers", [("output", {"decoder.out_h", "decoder.out_z", "decoder.out_o"}),
                                          ("lstm-output", {"decoder.out_h", "decoder.out_z", "decoder.out_o",
-                                                          "decoder.lstm"})])
+                                                          "decoder.lstm"}),
+                                         ("all-but-attention", {"decoder.out_h", "decoder.out_z", "decoder.out_o",
+                                                                "decoder.lstm", "decoder.embed", "decoder.init_h.0",
+                                                                "decoder.init_h.2", "decoder.init_c.0",
+                                                                "decoder.init_c.2", "decoder.f_beta"})])
 def test_train_only_moves_the_named_layers_alone(stages, tmp_path, part, layers):
     """--train-only: after a few steps at a high rate the named layers have moved and every other tensor (the
     attention MLP, gate, embedding, initial state, encoder; the LSTM too for 'output') is bit-for-bit the
