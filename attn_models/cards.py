@@ -214,7 +214,7 @@ def _captioning_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
         notes = _link("docs/model-cards.md", out_dir)
         lines.append("- Two decoder stages where the paper trains one (the last two stages below): the whole decoder "
                      f"on a smaller pool of scenes, then only {part} (`train --train-only {args['train_only']}`) on "
-                     f"a larger pool{pool}, {kept} left as the first stage learned them ({maps}). A soft decoder "
+                     f"a larger pool{pool}; {kept} kept from the first stage ({maps}). A soft decoder "
                      "trained on more scenes names items better but spreads its attention over more cells "
                      f"({notes}); this way the attention is learned on the small pool and the larger one mostly "
                      "teaches the reading of words. Nothing tells the model where the items are.")

@@ -39,7 +39,9 @@ ENCODER_DIR = "sat-encoder-shipped-{}"  # under --runs-root: the encoder frozen 
 
 
 def _captioning(attention: str, seed: int, pool: int) -> tuple[str, list[str], int | None, None]:
-    """The shipped decoder's recipe (docs/model-cards.md) with another seed; trained from scratch on the encoder."""
+    """A decoder recipe (docs/model-cards.md) with another seed, trained from scratch on the shipped encoder: hard,
+    the shipped v8's; soft, v7's one-stage recipe (the shipped soft v8 is a second stage, `--train-only`, on top of
+    the 8,000-scene version of it, which this script does not chain)."""
     kind = (["--attention", "soft", "--ds-lambda", "0", "--max-steps", "13641"] if attention == "soft" else
             ["--attention", "hard", "--reward", "to_go", "--reward-discount", "0.5", "--entropy-weight", "0.003",
              "--hard-context", "expect", "--max-steps", "11498"])

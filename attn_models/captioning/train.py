@@ -19,9 +19,9 @@ The v4 models, from the encoder of the two ``pretrain`` runs in its module docst
         --feature-pool 16000 --pool-cache runs/pool-v4-16000.safetensors --lr 2e-3 --max-steps 11498 \\
         --eval-every 1000 --eval-scenes 100 --seed 0 --export weights/sat-hard-fashion-scenes
 
-(those are the v4 models; the shipped soft model, v6, is the same soft command on the fourth encoder run,
-``runs/sat-encoder-v6/export``, and the shipped hard model, v7, the same hard command on it with ``--feature-pool
-64000``: docs/model-cards.md has their commands). Then
+(those are the v4 models; docs/model-cards.md has the commands of the shipped ones: the shipped soft model adds a
+second stage, ``--init-from`` a first-stage export with ``--train-only`` naming the layers that go on training on a
+larger pool, the attention MLP kept as the first stage learned it). Then
 ``python -m attn_models.captioning.evaluate weights/sat-soft-fashion-scenes --json metrics.json``.
 On photos (Karpathy's split JSON of COCO / Flickr8k / Flickr30k), with an ImageNet encoder instead:
 
