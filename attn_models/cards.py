@@ -145,6 +145,8 @@ FINE_TUNED_PARTS = {
     "all-but-attention": ("the layers outside its attention MLP", "the attention MLP (W_a, W_h, w)",
                           "the maps move only as far as the LSTM's state does"),
 }
+
+
 def _link(target: str, out_dir: Path) -> str:
     """A link to a file of this repository, relative to the card, so it works where the card sits in the
     repository (weights/<name>/); a card written elsewhere names the file instead."""

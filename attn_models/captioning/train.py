@@ -225,8 +225,8 @@ class DecoderTask(training.TrainTask):
         g.add_argument("--train-only", choices=list(TRAIN_ONLY), default="all",
                        help="fine-tune part of the --init-from decoder: 'output', the deep output layer (L_h, L_z, "
                             "L_o) alone, so the attention maps under teacher forcing do not change; 'lstm-output', "
-                            "the LSTM too (the maps move only as far as the LSTM's state does). The attention MLP, "
-                            "gate, embedding and initial-state MLPs stay as they are")
+                            "the LSTM too (the maps move only as far as the LSTM's state does); 'all-but-attention', "
+                            "every layer but the attention MLP (W_a, W_h, w), which no part but 'all' trains")
         p.set_defaults(batch_size=64, lr=1e-3, warmup_steps=200, eval_every=500, checkpoint_every_min=4.0)
 
     # ---- setup ---------------------------------------------------------------------------------------
