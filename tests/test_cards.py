@@ -671,3 +671,9 @@ def test_soft_captioning_card_says_what_a_fine_tuning_stage_trained(tmp_path, pa
     assert (said in deviations) == (part != "all")
     if part != "all":
         assert cards.FINE_TUNED_PARTS[part][0] in deviations and "Nothing tells the model where" in deviations
+
+
+def test_every_train_only_part_has_its_card_text():
+    from attn_models.captioning.train import TRAIN_ONLY
+
+    assert set(cards.FINE_TUNED_PARTS) == {part for part, layers in TRAIN_ONLY.items() if layers is not None}
