@@ -37,7 +37,13 @@ import numpy as np
 import torch
 
 from attn_models.captioning import faithfulness as faith
-from attn_models.captioning.metrics import attention_correctness, corpus_bleu, item_cells_baseline, uniform_baseline
+from attn_models.captioning.metrics import (
+    attention_correctness,
+    class_word_attention,
+    corpus_bleu,
+    item_cells_baseline,
+    uniform_baseline,
+)
 from attn_models.captioning.model import HARD_CONTEXTS
 from attn_models.captioning.pretrain import split_items
 from attn_models.captioning.train import VAL_SEED
@@ -47,14 +53,16 @@ from attn_models.registry import load_name_or_folder
 
 
 def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, progress: bool = True,
-             faithfulness_draws: int | None = None, faithfulness_seed: int = 0) -> dict:
+             faithfulness_draws: int | None = None, faithfulness_seed: int = 0, confusions: bool = False) -> dict:
     """Caption every scene; BLEU-1..4, object recall, attention correctness and its uniform baseline; with
-    ``faithfulness_draws``, the faithfulness tests of every object word with that many random draws."""
+    ``faithfulness_draws``, the faithfulness tests of every object word with that many random draws; with
+    ``confusions``, where the wrong classes came from (``confusion_numbers``)."""
     from PIL import Image
     from tqdm import tqdm
 
     hyps, named, total, corr, base, cells, tests = [], 0, 0, [], [], [], []
     confused = omitted = 0
+    class_word_rows = []
     faith_seconds = 0.0
     model.eval()
     annotations = None
@@ -69,6 +77,8 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
         named, total = named + n, total + t
         wrong_class, unnamed = missed_items(s, cap.words)
         confused, omitted = confused + wrong_class, omitted + unnamed
+        if confusions:
+            class_word_rows += class_word_attention(cap.alphas, cap.words, s)
         for c, u, k in zip(attention_correctness(cap.alphas, cap.words, s), uniform_baseline(s, cap.words),
                            item_cells_baseline(s, cap.words, np.asarray(cap.alphas).shape[1:]), strict=True):
             if c is not None:
@@ -89,11 +99,34 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
                item_cells_baseline=float(np.mean(cells)) if cells else float("nan"),
                object_words=len(corr), scenes=len(scenes), beam_size=beam_size,
                exact_match=float(np.mean([h in s.captions for h, s in zip(hyps, scenes, strict=True)])))
+    if confusions:
+        out.update(confusion_numbers(class_word_rows))
     if faithfulness_draws:
         out.update({f"faithfulness_{k}": v for k, v in faith.summary(tests).items()})
         out.update(faithfulness_draws=faithfulness_draws, faithfulness_seed=faithfulness_seed,
                    faithfulness_seconds=round(faith_seconds, 1))
     return out
+
+
+def _mean(values: list) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def confusion_numbers(rows: list[tuple[str, str, float]]) -> dict:
+    """From ``metrics.class_word_attention``'s rows of every caption: how much of a class word's attention sat on its
+    item when the class was right and when it was wrong (a wrong class read off the item's own cells is the
+    features' or the reading's fault, not the attention's), the share of wrong ones that looked mostly elsewhere,
+    and the confusions as "item class -> class said": count, most frequent first."""
+    right = [m for true, said, m in rows if true == said]
+    wrong = [m for true, said, m in rows if true != said]
+    pairs: dict[str, int] = {}
+    for true, said, _ in rows:
+        if true != said:
+            pairs[f"{true} -> {said}"] = pairs.get(f"{true} -> {said}", 0) + 1
+    return {"class_words_right": len(right), "class_words_wrong": len(wrong),
+            "class_words_right_box_mass": _mean(right), "class_words_wrong_box_mass": _mean(wrong),
+            "class_words_wrong_mostly_off_item": _mean([m < 0.5 for m in wrong]),
+            "confusions": dict(sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])))}
 
 
 def encoder_numbers(model, eval_json: str) -> dict:
@@ -169,6 +202,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--faithfulness-draws", type=int, default=faith.DRAWS,
                    help=f"random cell sets per word (default {faith.DRAWS})")
     p.add_argument("--faithfulness-seed", type=int, default=0, help="scene i draws with this seed + i (default 0)")
+    p.add_argument("--confusions", action="store_true",
+                   help="also which classes the captions confused, and whether a wrong class word's attention sat "
+                        "on its item (its share inside the item's box) or elsewhere")
     p.add_argument("--hard-context", choices=HARD_CONTEXTS,
                    help="hard attention's context at test time, instead of the one in the model's config")
     args = p.parse_args(argv)
@@ -197,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         scenes = fixed_test_set(args.limit)
     metrics = evaluate(model, scenes, args.beam_size, args.max_len,
                        faithfulness_draws=args.faithfulness_draws if args.faithfulness else None,
-                       faithfulness_seed=args.faithfulness_seed)
+                       faithfulness_seed=args.faithfulness_seed, confusions=args.confusions)
     argv = sys.argv[1:] if argv is None else argv
     split = ("validation, held-out items" if args.held_out_items else "validation") if args.validation else "test"
     metrics.update(model=args.name, attention=model.attention_kind, split=split,

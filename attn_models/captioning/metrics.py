@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attn_models.data.scenes import CANVAS, Scene, word_boxes
+from attn_models.data.scenes import CANVAS, Scene, class_words, word_boxes
 from attn_models.layers.maps import resize_map
 
 
@@ -38,6 +38,18 @@ def attention_correctness(alphas: np.ndarray, words: list[str], scene: Scene) ->
             continue
         up = upsample_attention(alpha)
         out.append(float(up[box[0]:box[2], box[1]:box[3]].sum()))
+    return out
+
+
+def class_word_attention(alphas: np.ndarray, words: list[str], scene: Scene) -> list[tuple[str, str, float]]:
+    """Per class word after an item's colour (``scenes.class_words``): (the item's class, the class said, the
+    share of that word's attention inside the item's box, as ``attention_correctness`` measures it). Says whether
+    a wrong class came with attention off the item (looked elsewhere) or on it (read the item wrongly)."""
+    alphas = np.asarray(alphas)
+    out = []
+    for t, item in class_words(scene, words):
+        box = item.box
+        out.append((item.words[1], words[t], float(upsample_attention(alphas[t])[box[0]:box[2], box[1]:box[3]].sum())))
     return out
 
 

@@ -207,6 +207,14 @@ def object_recall(scene: Scene, words: list[str]) -> tuple[int, int]:
     return sum(id(it) in named for it in scene.items), len(scene.items)
 
 
+def class_words(scene: Scene, words: list[str]) -> list[tuple[int, SceneItem]]:
+    """Every class word right after the colour of one of the scene's items, as (its position, that item): the item
+    it is meant to name (colours are distinct in a scene), its class right or not (``missed_items``' confused)."""
+    by_colour = {it.colour: it for it in scene.items}
+    return [(t + 1, by_colour[words[t]]) for t in range(len(words) - 1)
+            if words[t] in by_colour and words[t + 1] in CLASS_WORDS]
+
+
 def missed_items(scene: Scene, words: list[str]) -> tuple[int, int]:
     """The items ``object_recall`` does not count, split in two: (confused, omitted). Confused: the caption has the
     item's colour right before a class word, but not its class (the colours of a scene are distinct, so the colour

@@ -136,3 +136,52 @@ def test_faithfulness_flag_adds_its_keys(tmp_path, fashion_mnist):
     expected = fa.summary(tests)
     for key in ("drop_attended", "drop_random", "rank_correlation"):
         assert abs(metrics[f"faithfulness_{key}"] - expected[key]) < 1e-5, key
+
+
+def test_confusion_numbers_split_the_class_words_by_right_and_wrong():
+    rows = [("shirt", "shirt", 0.9), ("shirt", "tshirt", 0.8), ("coat", "pullover", 0.2), ("shirt", "tshirt", 0.6)]
+    out = evaluate.confusion_numbers(rows)
+    assert out["class_words_right"] == 1 and out["class_words_wrong"] == 3
+    assert out["class_words_right_box_mass"] == pytest.approx(0.9)
+    assert out["class_words_wrong_box_mass"] == pytest.approx((0.8 + 0.2 + 0.6) / 3)
+    assert out["class_words_wrong_mostly_off_item"] == pytest.approx(1 / 3)
+    assert list(out["confusions"].items()) == [("shirt -> tshirt", 2), ("coat -> pullover", 1)]
+    assert np.isnan(evaluate.confusion_numbers([])["class_words_wrong_box_mass"])
+
+
+def test_confusions_flag_adds_its_keys_from_the_captions(tmp_path, fashion_mnist, monkeypatch):
+    """--confusions: the class words of the very captions scored, counted right and wrong as object recall counts
+    the items (a wrong class after an item's colour is what makes it confused). The captions are fixed here: each
+    names its scene's first item as a bag, with all attention in the top-left cell."""
+    from attn_models.captioning.model import Caption
+    from attn_models.data.scenes import fixed_test_set
+
+    torch.manual_seed(0)
+    ShowAttendTell(attention="soft", encoder_channels=8, encoder_widths=(4, 6, 8), embed_dim=8, hidden_dim=16,
+                   attn_dim=8).eval().save_pretrained(tmp_path / "w")
+    args = [str(tmp_path / "w"), "--limit", "3", "--beam-size", "1", "--max-len", "4"]
+    evaluate.main(args + ["--json", str(tmp_path / "plain.json")])
+    assert "confusions" not in json.loads((tmp_path / "plain.json").read_text())  # off by default
+
+    scenes = iter(fixed_test_set(3))
+
+    def caption_annotations(self, annotations, beam_size=3, max_len=20):
+        scene = next(scenes)
+        alphas = np.zeros((2, 12, 12))
+        alphas[:, 0, 0] = 1.0
+        return Caption([scene.items[0].colour, "bag"], alphas, None)
+
+    monkeypatch.setattr(ShowAttendTell, "caption_annotations", caption_annotations)
+    evaluate.main(args + ["--confusions", "--json", str(tmp_path / "m.json")])
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    first = [scene.items[0] for scene in fixed_test_set(3)]
+    bags = sum(item.words[1] == "bag" for item in first)
+    assert metrics["class_words_right"] == bags and metrics["class_words_wrong"] == 3 - bags
+    assert metrics["confusions"] == {f"{c} -> bag": n for c, n in
+                                     sorted({it.words[1]: sum(o.words[1] == it.words[1] for o in first)
+                                             for it in first if it.words[1] != "bag"}.items(),
+                                            key=lambda kv: (-kv[1], kv[0]))}
+    # the items' share of a top-left-cell map: high only for an item in the canvas's top-left corner
+    assert 0 <= metrics["class_words_wrong_box_mass"] <= 1
+    assert metrics["items_confused"] == pytest.approx((3 - bags) / sum(len(sc.items) for sc in fixed_test_set(3)))
+    assert list(metrics)[:14] == KEYS[:14]

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from attn_models.captioning.metrics import attention_correctness, item_cells_baseline, uniform_baseline
+from attn_models.captioning.metrics import (
+    attention_correctness,
+    class_word_attention,
+    item_cells_baseline,
+    uniform_baseline,
+)
 from attn_models.data import scenes as S
 
 
@@ -88,6 +93,23 @@ def test_word_boxes_and_correctness():
     assert uni[0] == pytest.approx(ub[0], abs=1e-6)
     with pytest.raises(ValueError):
         attention_correctness(alphas[:3], words, scene)
+
+
+def test_class_words_are_the_class_words_after_an_items_colour_with_their_attention_on_that_item():
+    """What a confused item's class word looked at: the item its colour names, right class or not; a class after a
+    colour the scene lacks, or a colour followed by no class, is no class word of an item."""
+    items = [S.SceneItem(0, "red", (0, 0, 28, 28)), S.SceneItem(8, "blue", (60, 60, 88, 88))]
+    scene = S.Scene(np.zeros((96, 96, 3), np.uint8), items, S.scene_captions(items))
+    words = ["red", "shirt", "above", "blue", "bag", "and", "green", "bag", "red", "above"]
+    assert S.class_words(scene, words) == [(1, items[0]), (4, items[1])]
+    alphas = np.zeros((len(words), 12, 12))
+    alphas[1, 11, 11] = 1.0  # the wrong "shirt" looked at the blue bag's corner, not at the red item
+    alphas[4, 9, 9] = 1.0  # the right "bag" looked inside its own box
+    rows = class_word_attention(alphas, words, scene)
+    assert [r[:2] for r in rows] == [("tshirt", "shirt"), ("bag", "bag")]
+    assert rows[0][2] == pytest.approx(0.0) and rows[1][2] == pytest.approx(1.0)
+    # the same measure as attention correctness where the class is right
+    assert rows[1][2] == pytest.approx(attention_correctness(alphas, words, scene)[4])
 
 
 def test_item_cells_reference_is_the_correctness_of_a_map_even_over_the_items_cells():
