@@ -48,7 +48,15 @@ from attn_models.captioning.model import HARD_CONTEXTS
 from attn_models.captioning.pretrain import split_items
 from attn_models.captioning.train import VAL_SEED
 from attn_models.data.fashion_mnist import load_fashion_mnist
-from attn_models.data.scenes import TEST_SIZE, Scene, fashion_scenes, fixed_test_set, missed_items, object_recall
+from attn_models.data.scenes import (
+    COLOURS,
+    TEST_SIZE,
+    Scene,
+    fashion_scenes,
+    fixed_test_set,
+    missed_items,
+    object_recall,
+)
 from attn_models.registry import load_name_or_folder
 
 
@@ -62,7 +70,7 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
 
     hyps, named, total, corr, base, cells, tests = [], 0, 0, [], [], [], []
     confused = omitted = 0
-    class_word_rows = []
+    class_word_rows, corr_by_kind = [], {"colour": [], "class": []}
     faith_seconds = 0.0
     model.eval()
     annotations = None
@@ -79,10 +87,12 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
         confused, omitted = confused + wrong_class, omitted + unnamed
         if confusions:
             class_word_rows += class_word_attention(cap.alphas, cap.words, s)
-        for c, u, k in zip(attention_correctness(cap.alphas, cap.words, s), uniform_baseline(s, cap.words),
-                           item_cells_baseline(s, cap.words, np.asarray(cap.alphas).shape[1:]), strict=True):
+        for w, c, u, k in zip(cap.words, attention_correctness(cap.alphas, cap.words, s),
+                              uniform_baseline(s, cap.words),
+                              item_cells_baseline(s, cap.words, np.asarray(cap.alphas).shape[1:]), strict=True):
             if c is not None:
                 corr.append(c)
+                corr_by_kind["colour" if w in COLOURS else "class"].append(c)
                 base.append(u)
                 cells.append(k)
         if faithfulness_draws:
@@ -101,6 +111,8 @@ def evaluate(model, scenes: list[Scene], beam_size: int = 3, max_len: int = 20, 
                exact_match=float(np.mean([h in s.captions for h, s in zip(hyps, scenes, strict=True)])))
     if confusions:
         out.update(confusion_numbers(class_word_rows))
+        # attention correctness over the colour words and over the class words of the named items, apart
+        out.update({f"attention_correctness_{kind}_words": _mean(v) for kind, v in corr_by_kind.items()})
     if faithfulness_draws:
         out.update({f"faithfulness_{k}": v for k, v in faith.summary(tests).items()})
         out.update(faithfulness_draws=faithfulness_draws, faithfulness_seed=faithfulness_seed,

@@ -151,8 +151,9 @@ def test_confusion_numbers_split_the_class_words_by_right_and_wrong():
 
 def test_confusions_flag_adds_its_keys_from_the_captions(tmp_path, fashion_mnist, monkeypatch):
     """--confusions: the class words of the very captions scored, counted right and wrong as object recall counts
-    the items (a wrong class after an item's colour is what makes it confused). The captions are fixed here: each
-    names its scene's first item as a bag, with all attention in the top-left cell."""
+    the items (a wrong class after an item's colour is what makes it confused). The captions are fixed here: the
+    first names its scene's first item rightly, the others name theirs a bag."""
+    from attn_models.captioning.metrics import attention_correctness
     from attn_models.captioning.model import Caption
     from attn_models.data.scenes import fixed_test_set
 
@@ -163,25 +164,25 @@ def test_confusions_flag_adds_its_keys_from_the_captions(tmp_path, fashion_mnist
     evaluate.main(args + ["--json", str(tmp_path / "plain.json")])
     assert "confusions" not in json.loads((tmp_path / "plain.json").read_text())  # off by default
 
-    scenes = iter(fixed_test_set(3))
-
-    def caption_annotations(self, annotations, beam_size=3, max_len=20):
-        scene = next(scenes)
-        alphas = np.zeros((2, 12, 12))
-        alphas[:, 0, 0] = 1.0
-        return Caption([scene.items[0].colour, "bag"], alphas, None)
-
-    monkeypatch.setattr(ShowAttendTell, "caption_annotations", caption_annotations)
+    scenes = fixed_test_set(3)
+    alphas = np.full((2, 12, 12), 1 / 144)  # the class word's map uniform, the colour word's on the top-left cell
+    alphas[0] = 0.0
+    alphas[0, 0, 0] = 1.0
+    captions = [[scenes[0].items[0].colour, scenes[0].items[0].words[1]]]
+    captions += [[s.items[0].colour, "bag"] for s in scenes[1:]]
+    calls = iter(captions)
+    monkeypatch.setattr(ShowAttendTell, "caption_annotations",
+                        lambda self, annotations, beam_size=3, max_len=20: Caption(next(calls), alphas, None))
     evaluate.main(args + ["--confusions", "--json", str(tmp_path / "m.json")])
     metrics = json.loads((tmp_path / "m.json").read_text())
-    first = [scene.items[0] for scene in fixed_test_set(3)]
-    bags = sum(item.words[1] == "bag" for item in first)
-    assert metrics["class_words_right"] == bags and metrics["class_words_wrong"] == 3 - bags
-    assert metrics["confusions"] == {f"{c} -> bag": n for c, n in
-                                     sorted({it.words[1]: sum(o.words[1] == it.words[1] for o in first)
-                                             for it in first if it.words[1] != "bag"}.items(),
-                                            key=lambda kv: (-kv[1], kv[0]))}
-    # the items' share of a top-left-cell map: high only for an item in the canvas's top-left corner
-    assert 0 <= metrics["class_words_wrong_box_mass"] <= 1
-    assert metrics["items_confused"] == pytest.approx((3 - bags) / sum(len(sc.items) for sc in fixed_test_set(3)))
+    right = [s.items[0].words[1] == c[1] for s, c in zip(scenes, captions, strict=True)]
+    assert right[0] and metrics["class_words_right"] == sum(right) and metrics["class_words_wrong"] == 3 - sum(right)
+    wrong = [f"{s.items[0].words[1]} -> bag" for s, r in zip(scenes, right, strict=True) if not r]
+    assert sum(metrics["confusions"].values()) == len(wrong) and set(metrics["confusions"]) == set(wrong)
+    assert metrics["items_confused"] == pytest.approx(len(wrong) / sum(len(s.items) for s in scenes))
     assert list(metrics)[:14] == KEYS[:14]
+    # correctness over the named items' colour words and class words apart
+    named = [attention_correctness(alphas, c, s) for s, c, r in zip(scenes, captions, right, strict=True) if r]
+    assert metrics["attention_correctness_colour_words"] == pytest.approx(np.mean([n[0] for n in named]))
+    assert metrics["attention_correctness_class_words"] == pytest.approx(np.mean([n[1] for n in named]))
+    assert metrics["class_words_right_box_mass"] == pytest.approx(np.mean([n[1] for n in named]))
