@@ -14,6 +14,13 @@ test set draws its random cells with seed ``--faithfulness-seed`` + i. It takes 
     python -m attn_models.captioning.evaluate weights/my-run --validation --held-out-items --limit 1000
     python -m attn_models.captioning.evaluate sat-hard-fashion-scenes --validation --hard-context argmax
 
+``--confusions`` says where the items recall misses went: every class word right after an item's colour, right
+or wrong, with the share of its attention inside that item's box (as attention correctness measures it), the share
+of wrong ones that looked mostly elsewhere (under half inside), the confusions as "item class -> class said": count,
+and attention correctness over the colour words and the class words apart:
+
+    python -m attn_models.captioning.evaluate weights/my-run --validation --held-out-items --limit 1000 --confusions
+
 ``--hard-context`` decodes a hard-attention model with the other test-time context than its config's
 (``model.HARD_CONTEXTS``: the argmax cell, or the expected context as the authors' code does), to choose between them
 on validation; the JSON records the one used (``hard_context``).
