@@ -38,6 +38,7 @@ import json
 import shlex
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -138,10 +139,7 @@ def confusion_numbers(rows: list[tuple[str, str, float]]) -> dict:
     and the confusions as "item class -> class said": count, most frequent first."""
     right = [m for true, said, m in rows if true == said]
     wrong = [m for true, said, m in rows if true != said]
-    pairs: dict[str, int] = {}
-    for true, said, _ in rows:
-        if true != said:
-            pairs[f"{true} -> {said}"] = pairs.get(f"{true} -> {said}", 0) + 1
+    pairs = Counter(f"{true} -> {said}" for true, said, _ in rows if true != said)
     return {"class_words_right": len(right), "class_words_wrong": len(wrong),
             "class_words_right_box_mass": _mean(right), "class_words_wrong_box_mass": _mean(wrong),
             "class_words_wrong_mostly_off_item": _mean([m < 0.5 for m in wrong]),
