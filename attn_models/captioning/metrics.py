@@ -36,9 +36,13 @@ def attention_correctness(alphas: np.ndarray, words: list[str], scene: Scene) ->
         if box is None:
             out.append(None)
             continue
-        up = upsample_attention(alpha)
-        out.append(float(up[box[0]:box[2], box[1]:box[3]].sum()))
+        out.append(box_mass(alpha, box))
     return out
+
+
+def box_mass(alpha: np.ndarray, box) -> float:
+    """The share of a (gh, gw) map, upsampled to the canvas, inside ``box``: attention correctness of one word."""
+    return float(upsample_attention(alpha)[box[0]:box[2], box[1]:box[3]].sum())
 
 
 def class_word_attention(alphas: np.ndarray, words: list[str], scene: Scene) -> list[tuple[str, str, float]]:
@@ -46,11 +50,7 @@ def class_word_attention(alphas: np.ndarray, words: list[str], scene: Scene) -> 
     share of that word's attention inside the item's box, as ``attention_correctness`` measures it). Says whether
     a wrong class came with attention off the item (looked elsewhere) or on it (read the item wrongly)."""
     alphas = np.asarray(alphas)
-    out = []
-    for t, item in class_words(scene, words):
-        box = item.box
-        out.append((item.words[1], words[t], float(upsample_attention(alphas[t])[box[0]:box[2], box[1]:box[3]].sum())))
-    return out
+    return [(item.words[1], words[t], box_mass(alphas[t], item.box)) for t, item in class_words(scene, words)]
 
 
 def uniform_baseline(scene: Scene, words: list[str]) -> list[float | None]:
