@@ -132,17 +132,25 @@ def _mean(values: list) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+# Fashion-MNIST's classes that differ most in texture and sleeve length rather than outline: where its classifiers
+# (and the captioners' frozen encoder) make most of their mistakes.
+UPPER_BODY = frozenset({"tshirt", "pullover", "coat", "shirt"})
+
+
 def confusion_numbers(rows: list[tuple[str, str, float]]) -> dict:
     """From ``metrics.class_word_attention``'s rows of every caption: how much of a class word's attention sat on its
     item when the class was right and when it was wrong (a wrong class read off the item's own cells is the
     features' or the reading's fault, not the attention's), the share of wrong ones that looked mostly elsewhere,
-    and the confusions as "item class -> class said": count, most frequent first."""
+    the share of confusions within Fashion-MNIST's four upper-body classes, and the confusions as
+    "item class -> class said": count, most frequent first."""
     right = [m for true, said, m in rows if true == said]
     wrong = [m for true, said, m in rows if true != said]
+    within_upper_body = [true in UPPER_BODY and said in UPPER_BODY for true, said, _ in rows if true != said]
     pairs = Counter(f"{true} -> {said}" for true, said, _ in rows if true != said)
     return {"class_words_right": len(right), "class_words_wrong": len(wrong),
             "class_words_right_box_mass": _mean(right), "class_words_wrong_box_mass": _mean(wrong),
             "class_words_wrong_mostly_off_item": _mean([m < 0.5 for m in wrong]),
+            "confusions_within_upper_body": _mean(within_upper_body),
             "confusions": dict(sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])))}
 
 

@@ -145,6 +145,9 @@ def test_confusion_numbers_split_the_class_words_by_right_and_wrong():
     assert out["class_words_right_box_mass"] == pytest.approx(0.9)
     assert out["class_words_wrong_box_mass"] == pytest.approx((0.8 + 0.2 + 0.6) / 3)
     assert out["class_words_wrong_mostly_off_item"] == pytest.approx(1 / 3)
+    assert out["confusions_within_upper_body"] == pytest.approx(1.0)
+    assert evaluate.confusion_numbers([("bag", "shirt", 0.5), ("coat", "shirt", 0.5)])[
+        "confusions_within_upper_body"] == pytest.approx(0.5)
     assert list(out["confusions"].items()) == [("shirt -> tshirt", 2), ("coat -> pullover", 1)]
     assert np.isnan(evaluate.confusion_numbers([])["class_words_wrong_box_mass"])
 
