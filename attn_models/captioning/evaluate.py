@@ -132,8 +132,8 @@ def _mean(values: list) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-# Fashion-MNIST's classes that differ most in texture and sleeve length rather than outline: where its classifiers
-# (and the captioners' frozen encoder) make most of their mistakes.
+# Fashion-MNIST's classes that differ most in texture and sleeve length rather than outline: where the captioners'
+# frozen encoder makes most of its mistakes (docs/model-cards.md, the --confusions table).
 UPPER_BODY = frozenset({"tshirt", "pullover", "coat", "shirt"})
 
 
@@ -144,9 +144,10 @@ def confusion_numbers(rows: list[tuple[str, str, float]]) -> dict:
     the share of confusions within Fashion-MNIST's four upper-body classes, and the confusions as
     "item class -> class said": count, most frequent first."""
     right = [m for true, said, m in rows if true == said]
-    wrong = [m for true, said, m in rows if true != said]
-    within_upper_body = [true in UPPER_BODY and said in UPPER_BODY for true, said, _ in rows if true != said]
-    pairs = Counter(f"{true} -> {said}" for true, said, _ in rows if true != said)
+    confused = [(true, said, m) for true, said, m in rows if true != said]
+    wrong = [m for _, _, m in confused]
+    within_upper_body = [true in UPPER_BODY and said in UPPER_BODY for true, said, _ in confused]
+    pairs = Counter(f"{true} -> {said}" for true, said, _ in confused)
     return {"class_words_right": len(right), "class_words_wrong": len(wrong),
             "class_words_right_box_mass": _mean(right), "class_words_wrong_box_mass": _mean(wrong),
             "class_words_wrong_mostly_off_item": _mean([m < 0.5 for m in wrong]),

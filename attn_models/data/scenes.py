@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from attn_models.data.fashion_mnist import load_fashion_mnist
+from attn_models.data.fashion_mnist import CLASS_NAMES, load_fashion_mnist
 
 CANVAS = 96
 ITEM = 28
@@ -41,7 +41,7 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "white": (240, 240, 240),
 }
 COLOURS = tuple(PALETTE)
-CLASS_WORDS = ("tshirt", "trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
+CLASS_WORDS = CLASS_NAMES  # the caption words of the classes are their names
 RELATION_WORDS = ("left", "right", "of", "above", "below", "and")
 SPECIALS = ("<pad>", "<start>", "<end>", "<unk>")
 # The whole vocabulary of Fashion-Scenes captions; index 0 is padding.

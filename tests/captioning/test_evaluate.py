@@ -7,6 +7,7 @@ import torch
 
 from attn_models.captioning import evaluate
 from attn_models.captioning.model import ShowAttendTell
+from attn_models.data.scenes import CLASS_WORDS
 
 KEYS = ["bleu1", "bleu2", "bleu3", "bleu4", "object_recall", "items_confused", "items_omitted",
         "attention_correctness", "uniform_baseline", "item_cells_baseline",
@@ -146,6 +147,7 @@ def test_confusion_numbers_split_the_class_words_by_right_and_wrong():
     assert out["class_words_wrong_box_mass"] == pytest.approx((0.8 + 0.2 + 0.6) / 3)
     assert out["class_words_wrong_mostly_off_item"] == pytest.approx(1 / 3)
     assert out["confusions_within_upper_body"] == pytest.approx(1.0)
+    assert evaluate.UPPER_BODY <= set(CLASS_WORDS)  # spelt as the captions spell the classes
     assert evaluate.confusion_numbers([("bag", "shirt", 0.5), ("coat", "shirt", 0.5)])[
         "confusions_within_upper_body"] == pytest.approx(0.5)
     assert list(out["confusions"].items()) == [("shirt -> tshirt", 2), ("coat -> pullover", 1)]
