@@ -3,6 +3,11 @@
 Deviation from the paper, on purpose: two fixed coordinate channels (y, x in [-1, 1]) are appended
 to every annotation vector. Fashion-Scenes captions say "left of" / "above", and a CNN's features
 only weakly encode where they are; the paper's captions rarely depend on absolute layout.
+
+``encoder_flip_average`` (off unless a config sets it): the annotations are the mean of the encoder's grid on the
+image and, mirrored back, on the image mirrored left-right (the encoder was pretrained with random flips, so both
+are its features of the same cells). Test-time augmentation of the frozen encoder, not in the paper: it averages
+two views' evidence per cell, which reads the item classes better (``docs/model-cards.md`` has the numbers).
 """
 from __future__ import annotations
 
@@ -49,7 +54,7 @@ class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
                  encoder_channels: int = 96, image_size: int = 96, embed_dim: int = 64,
                  hidden_dim: int = 256, attn_dim: int = 128, dropout: float = 0.3,
                  coord_channels: bool = True, encoder_widths: tuple[int, int, int] = (24, 48, 64),
-                 hard_context: str = ARGMAX):
+                 hard_context: str = ARGMAX, encoder_flip_average: bool = False):
         super().__init__()
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
@@ -67,6 +72,7 @@ class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
         self.hard_context = hard_context
         self.image_size = image_size
         self.coord_channels = coord_channels
+        self.encoder_flip_average = encoder_flip_average
         self.encoder = build_encoder(encoder, encoder_channels, encoder_widths)
         annot_dim = self.encoder.out_channels + (2 if coord_channels else 0)
         self.decoder = AttentionDecoder(len(self.vocab), annot_dim, embed_dim, hidden_dim, attn_dim, dropout)
@@ -93,6 +99,8 @@ class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, 3, S, S) float in [0, 1] -> annotations a (B, L, D)."""
         g = self.encoder(images)  # (B, C, gh, gw)
+        if self.encoder_flip_average:
+            g = (g + self.encoder(images.flip(-1)).flip(-1)) / 2
         b, _, gh, gw = g.shape
         if self._grid_hw is None:
             self._grid_hw = (gh, gw)

@@ -86,7 +86,8 @@ def build_model(args, vocab: list[str] | None) -> ShowAttendTell:
                            encoder_channels=args.encoder_channels, encoder_widths=tuple(args.encoder_widths),
                            image_size=args.image_size,
                            embed_dim=args.embed_dim, hidden_dim=args.hidden_dim, attn_dim=args.attn_dim,
-                           dropout=args.dropout, hard_context=args.hard_context)
+                           dropout=args.dropout, hard_context=args.hard_context,
+                           encoder_flip_average=args.encoder_flip_average)
     if args.encoder_from:
         model.encoder.load_state_dict(load_file(str(encoder_file(args.encoder_from))), strict=True)
     elif args.imagenet and isinstance(model.encoder, TorchvisionEncoder):
@@ -133,7 +134,10 @@ def pool_key(model: ShowAttendTell, args) -> dict[str, str]:
     for name, tensor in sorted(model.encoder.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return {"seed": str(args.seed), "scenes": str(args.feature_pool), "encoder_sha256": digest.hexdigest()[:16]}
+    key = {"seed": str(args.seed), "scenes": str(args.feature_pool), "encoder_sha256": digest.hexdigest()[:16]}
+    if model.encoder_flip_average:  # other features of the same scenes (pools written before the flag lack the key)
+        key["encoder_flip_average"] = "true"
+    return key
 
 
 class ScenePool:
@@ -197,6 +201,9 @@ class DecoderTask(training.TrainTask):
         g.add_argument("--encoder-from", help="the frozen encoder: a pretrain export folder or its "
                        "encoder.safetensors (attn_models.captioning.pretrain)")
         g.add_argument("--imagenet", action="store_true", help="torchvision encoder: load ImageNet weights (online)")
+        g.add_argument("--encoder-flip-average", action="store_true",
+                       help="annotations: the mean of the encoder's grid on the image and (mirrored back) on the "
+                            "image mirrored left-right (test-time augmentation of the frozen encoder; model.py)")
         g.add_argument("--image-size", type=int, default=None, help="default 96 (scenes) or 224 (photos)")
         g.add_argument("--embed-dim", type=int, default=64)
         g.add_argument("--hidden-dim", type=int, default=256)

@@ -116,6 +116,25 @@ def test_hard_context_is_checked_and_travels_with_the_weights(tmp_path):
     assert ShowAttendTell.from_pretrained(tmp_path).test_mode == EXPECT
 
 
+def test_flip_average_is_the_mean_of_both_views_and_mirrors_with_the_image(tmp_path):
+    """encoder_flip_average: the grid is (g(x) + mirror(g(mirror x))) / 2, so mirroring the image mirrors the
+    annotations exactly (the coordinate channels, fixed, excepted); the flag travels with the weights."""
+    m = tiny(seed=7, encoder_flip_average=True)
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        a = m.encode(x)
+        g, g_mirrored = m.encoder(x), m.encoder(x.flip(-1)).flip(-1)
+        assert not torch.allclose(g, g_mirrored, atol=1e-4)  # the two views differ, so the mean is a real change
+        features = a[..., :-2].transpose(1, 2).reshape(g.shape)
+        torch.testing.assert_close(features, (g + g_mirrored) / 2)
+        mirrored = m.encode(x.flip(-1))[..., :-2].transpose(1, 2).reshape(g.shape)
+        torch.testing.assert_close(mirrored, features.flip(-1))
+        plain = tiny(seed=7).encode(x)[..., :-2].transpose(1, 2).reshape(g.shape)
+        torch.testing.assert_close(plain, g)
+    m.save_pretrained(tmp_path)
+    assert ShowAttendTell.from_pretrained(tmp_path).encoder_flip_average is True
+
+
 @pytest.mark.parametrize("mode", ["RGBA", "P", "L", "I;16", "CMYK", "1", "F", "LA"])
 def test_any_mode_and_size(mode):
     m = tiny()

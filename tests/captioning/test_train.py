@@ -121,6 +121,21 @@ def test_pool_cache_of_other_scenes_is_refused(fashion_mnist, tmp_path):
         train.main([*base, "--seed", "1", "--run-dir", str(tmp_path / "c")])
 
 
+def test_pool_cache_of_the_other_encoder_view_is_refused(fashion_mnist, tmp_path):
+    """--encoder-flip-average encodes the same scenes into other features: a pool written without it is refused,
+    and the flag reaches the export's config."""
+    def run(cache, *more):
+        train.main([*TINY_DEC, "--feature-pool", "12", "--pool-cache", str(tmp_path / cache), "--max-steps", "1",
+                    "--no-progress", *more])
+
+    run("pool.safetensors", "--run-dir", str(tmp_path / "a"))
+    with pytest.raises(SystemExit, match="delete it or name another --pool-cache"):
+        run("pool.safetensors", "--encoder-flip-average", "--run-dir", str(tmp_path / "b"))
+    run("pool-flip.safetensors", "--encoder-flip-average", "--run-dir", str(tmp_path / "c"),
+        "--export", str(tmp_path / "c-w"))
+    assert json.loads((tmp_path / "c-w" / "config.json").read_text())["encoder_flip_average"] is True
+
+
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory, fashion_mnist):
     """Stage 1 exported, then a hard decoder on it: 2 steps, stop, resume to 4 with --export."""
