@@ -14,6 +14,11 @@ name (its object recall needs colour and class right); the decoder reads the fea
 reference, not a hard cap.
 
     python -m attn_models.captioning.evaluate_encoder runs/sat-encoder-v5/export --json runs/sat-encoder-v5/eval.json
+
+``--flip-average`` reads the features a decoder with ``encoder_flip_average`` reads: the mean of the encoder's grid
+on the canvas and, mirrored back, on the canvas mirrored left-right (the head is a 1x1 convolution, so this is the
+mean of the two views' per-cell logits). ``--held-out-items`` draws the validation scenes from the training items
+the pretraining held out, as ``evaluate --validation --held-out-items`` does.
 """
 from __future__ import annotations
 
@@ -25,12 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_model
+from torch import nn
 
 from attn_models.captioning.metrics import box_cells
-from attn_models.captioning.pretrain import TAG_NET_FILE, VAL_SEED, TagNet, item_canvases, tag_metrics
+from attn_models.captioning.pretrain import TAG_NET_FILE, VAL_SEED, TagNet, item_canvases, split_items, tag_metrics
 from attn_models.captioning.train import VAL_SEED as SCENE_VAL_SEED
 from attn_models.data.fashion_mnist import load_fashion_mnist
-from attn_models.data.scenes import COLOURS, Scene, fashion_scenes, fixed_test_set
+from attn_models.data.scenes import CLASS_WORDS, COLOURS, Scene, fashion_scenes, fixed_test_set
 
 
 def load_tag_net(folder: str | Path) -> tuple[TagNet, dict]:
@@ -42,6 +48,22 @@ def load_tag_net(folder: str | Path) -> tuple[TagNet, dict]:
     net = TagNet(config["encoder_channels"], config["encoder_widths"], background=config["background"])
     load_model(net, str(folder / TAG_NET_FILE), strict=True)
     return net.eval(), config
+
+
+class FlipAveraged(nn.Module):
+    """A tag net whose per-cell logits are the mean over the canvas and its left-right mirror (mirrored back)."""
+
+    def __init__(self, net: TagNet):
+        super().__init__()
+        self.net = net
+        self.background = net.background
+
+    def forward(self, x: torch.Tensor, per_cell: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        views = zip(self.net(x, per_cell=True), self.net(x.flip(-1), per_cell=True), strict=True)
+        col, cls = ((a + b.flip(-1)) / 2 for a, b in views)
+        if per_cell:
+            return col, cls
+        return col[:, :len(COLOURS)].amax(dim=(2, 3)), cls[:, :len(CLASS_WORDS)].amax(dim=(2, 3))
 
 
 def test_item_metrics(net: TagNet, canvas: int, seed: int = 0, limit: int | None = None) -> dict[str, float]:
@@ -93,6 +115,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--scenes", type=int, default=2000,
                    help="also read the tag head in the first N scenes of the fixed test set and of the captioning "
                         "validation scenes (0: skip)")
+    p.add_argument("--held-out-items", action="store_true",
+                   help="the validation scenes from the training items the pretraining held out")
+    p.add_argument("--flip-average", action="store_true",
+                   help="the mean of the canvas's and its mirror's per-cell logits (encoder_flip_average)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args(argv)
@@ -100,10 +126,15 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     t = time.perf_counter()
     net, config = load_tag_net(args.export)
-    out = {"export": str(args.export), **validation_metrics(net, config["pretrain_canvas"]),
+    if args.flip_average:
+        net = FlipAveraged(net).eval()
+    out = {"export": str(args.export), "flip_average": args.flip_average,
+           **validation_metrics(net, config["pretrain_canvas"]),
            **test_item_metrics(net, config["pretrain_canvas"], args.seed, args.limit), "seed": args.seed}
     if args.scenes:
-        out |= scene_item_metrics(net, fashion_scenes("train", args.scenes, SCENE_VAL_SEED), "val")
+        items = split_items(len(load_fashion_mnist("train")[0]))[1] if args.held_out_items else None
+        out |= scene_item_metrics(net, fashion_scenes("train", args.scenes, SCENE_VAL_SEED, items=items), "val")
+        out["val_scenes_held_out_items"] = args.held_out_items
         out |= scene_item_metrics(net, fixed_test_set(args.scenes), "test")
     out["seconds"] = round(time.perf_counter() - t, 1)
     print(json.dumps(out, indent=1))

@@ -349,6 +349,28 @@ def test_encoder_evaluation_reads_the_tag_head_inside_each_scene_items_box(stage
                                                                 for it in s.items]))
 
 
+def test_flip_averaged_tag_net_reads_both_views(stages, tmp_path):
+    """--flip-average: per-cell logits are the mean over the canvas and its mirror (mirrored back), so mirroring the
+    canvas mirrors them exactly; the max-pooled logits are taken over that mean."""
+    from attn_models.captioning import evaluate_encoder
+
+    net, _ = evaluate_encoder.load_tag_net(stages / "enc-w")
+    both = evaluate_encoder.FlipAveraged(net).eval()
+    x = torch.rand(3, 3, 96, 96)
+    with torch.no_grad():
+        plain, mirrored = net(x, per_cell=True), net(x.flip(-1), per_cell=True)
+        averaged = both(x, per_cell=True)
+        for a, p, m in zip(averaged, plain, mirrored, strict=True):
+            torch.testing.assert_close(a, (p + m.flip(-1)) / 2)
+        for a, f in zip(averaged, both(x.flip(-1), per_cell=True), strict=True):
+            torch.testing.assert_close(f, a.flip(-1))
+        col, cls = both(x)
+        torch.testing.assert_close(cls, averaged[1][:, :10].amax(dim=(2, 3)))
+    out = evaluate_encoder.main([str(stages / "enc-w"), "--limit", "20", "--scenes", "4", "--flip-average",
+                                 "--held-out-items"])
+    assert out["flip_average"] and out["val_scenes_held_out_items"] and out["val_scenes"] == 4
+
+
 def test_caption_metrics_carry_their_encoders_item_accuracy_only_for_that_encoder(stages, tmp_path):
     from attn_models.captioning import evaluate, evaluate_encoder
 
