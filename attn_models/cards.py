@@ -79,6 +79,8 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("test scenes", "scenes", "{:,}"),
         Metric("beam size", "beam_size", "{}"),
         Metric("hard attention's context at test time (`hard_context`)", "hard_context", "{}", optional=True),
+        Metric("annotations averaged over the image and its mirror (`encoder_flip_average`)", "encoder_flip_average",
+               "{}", optional=True),
         # evaluate --encoder-eval only: the frozen encoder alone, on every Fashion-MNIST test item
         Metric("encoder class accuracy, single test items", "encoder_test_class_acc", bar=(GE, 0.935),
                optional=True),
@@ -185,6 +187,12 @@ def _captioning_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
     lines.append("- The encoder is pretrained on a tag task from the training data instead of ImageNet, which has "
                  "nothing to say about tinted Fashion-MNIST; training encoder and decoder jointly from scratch "
                  "stalls at the language prior.")
+    if cfg.get("encoder_flip_average"):
+        lines.append("- The annotations are the mean of the frozen encoder's grid on the image and, mirrored back, on "
+                     "the image mirrored left-right (`encoder_flip_average`; test-time augmentation, also used to "
+                     "encode the training scenes): the encoder was pretrained with random flips, so both views are "
+                     "its features of the same cells, and their mean names the item classes more often on "
+                     "validation. The encoder rows of the evaluation are its tag head on one view.")
     if cfg["attention"] == "soft" and not args.get("ds_lambda"):
         lines.append("- No doubly stochastic penalty (λ = 0; the paper's λ Σ_i (1 − Σ_t α_ti)² is there as "
                      "`--ds-lambda`), chosen on validation against λ = 0.01: the penalty asks every cell of the grid "

@@ -667,10 +667,28 @@ def test_soft_captioning_card_says_what_a_fine_tuning_stage_trained(tmp_path, pa
     out = weights_folder(tmp_path, name, ("attention.png",)) / "README.md"
     cards.write_card(name, [run], write_json(tmp_path / "m.json", older_captioning_json(name)), out=out)
     deviations = out.read_text().split("Deviations from the paper, on purpose:")[1].split("## ")[0]
+    assert "`encoder_flip_average`" not in deviations  # not in this config
     said = f"`train --train-only {part}`) on a larger pool of 64,000 other encoded scenes"
     assert (said in deviations) == (part != "all")
     if part != "all":
         assert cards.FINE_TUNED_PARTS[part][0] in deviations and "Nothing tells the model where" in deviations
+
+
+def test_captioning_card_says_when_the_annotations_average_two_views(tmp_path):
+    name = "sat-soft-fashion-scenes"
+    run = tmp_path / "runs" / "dec"
+    write_run(run, name, "attn_models.captioning.train", "nll_per_word", "val_recall")
+    folder = weights_folder(tmp_path, name, ("attention.png",))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "encoder_flip_average": True}))
+    before = older_captioning_json(name)
+    now = write_json(tmp_path / "m.json", {**before, "encoder_flip_average": True})
+    out = folder / "README.md"
+    cards.write_card(name, [run], now, previous=write_json(tmp_path / "p.json", before), out=out)
+    card = out.read_text()
+    deviations = card.split("Deviations from the paper, on purpose:")[1].split("## ")[0]
+    assert "mirrored left-right (`encoder_flip_average`" in deviations
+    assert row(card, "annotations averaged over the image and its mirror (`encoder_flip_average`)")[0] == "True"
 
 
 def test_every_train_only_part_has_its_card_text():

@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     split = ("validation, held-out items" if args.held_out_items else "validation") if args.validation else "test"
     metrics.update(model=args.name, attention=model.attention_kind, split=split,
                    **({"hard_context": model.hard_context} if model.attention_kind == "hard" else {}),
+                   **({"encoder_flip_average": True} if model.encoder_flip_average else {}),
                    seconds=round(time.time() - t0, 1),
                    command="python -m attn_models.captioning.evaluate " + shlex.join(argv))
     if args.encoder_eval:
