@@ -188,11 +188,14 @@ def _captioning_text(cfg: dict, args: dict, out_dir: Path) -> list[str]:
                  "nothing to say about tinted Fashion-MNIST; training encoder and decoder jointly from scratch "
                  "stalls at the language prior.")
     if cfg.get("encoder_flip_average"):
+        trained = ("the decoder's training scenes were encoded the same way" if args.get("encoder_flip_average")
+                   else "the decoder was trained on one view's annotations, so this is test-time augmentation only, "
+                        "chosen on validation")
         lines.append("- The annotations are the mean of the frozen encoder's grid on the image and, mirrored back, on "
-                     "the image mirrored left-right (`encoder_flip_average`; test-time augmentation, also used to "
-                     "encode the training scenes): the encoder was pretrained with random flips, so both views are "
-                     "its features of the same cells, and their mean names the item classes more often on "
-                     "validation. The encoder rows of the evaluation are its tag head on one view.")
+                     f"the image mirrored left-right (`encoder_flip_average`; {trained}): the encoder was pretrained "
+                     "with random flips, so both views are its features of the same cells, and their mean names the "
+                     "item classes more often on validation. The encoder rows of the evaluation are its tag head on "
+                     "one view.")
     if cfg["attention"] == "soft" and not args.get("ds_lambda"):
         lines.append("- No doubly stochastic penalty (λ = 0; the paper's λ Σ_i (1 − Σ_t α_ti)² is there as "
                      "`--ds-lambda`), chosen on validation against λ = 0.01: the penalty asks every cell of the grid "

@@ -687,7 +687,12 @@ def test_captioning_card_says_when_the_annotations_average_two_views(tmp_path):
     cards.write_card(name, [run], now, previous=write_json(tmp_path / "p.json", before), out=out)
     card = out.read_text()
     deviations = card.split("Deviations from the paper, on purpose:")[1].split("## ")[0]
-    assert "mirrored left-right (`encoder_flip_average`" in deviations
+    assert "mirrored left-right (`encoder_flip_average`; the decoder was trained on one view's" in deviations
+    info = json.loads((run / "train_info.json").read_text())
+    info["args"] |= {"encoder_flip_average": True}
+    (run / "train_info.json").write_text(json.dumps(info))
+    cards.write_card(name, [run], now, previous=write_json(tmp_path / "p.json", before), out=out)
+    assert "(`encoder_flip_average`; the decoder's training scenes were encoded the same way)" in out.read_text()
     assert row(card, "annotations averaged over the image and its mirror (`encoder_flip_average`)")[0] == "True"
 
 
