@@ -24,6 +24,9 @@ and attention correctness over the colour words and the class words apart:
 ``--hard-context`` decodes a hard-attention model with the other test-time context than its config's
 (``model.HARD_CONTEXTS``: the argmax cell, or the expected context as the authors' code does), to choose between them
 on validation; the JSON records the one used (``hard_context``).
+``--encoder-flip-average`` decodes from annotations averaged over the image and its left-right mirror
+(``encoder_flip_average`` in ``model.py``), to choose that on validation; the JSON then has
+``"encoder_flip_average": true``.
 
 ``--validation`` scenes are drawn from every training image, most of which the frozen encoder was pretrained on:
 its recall there runs above the test set's (v8: 0.943 vs 0.927). With ``--held-out-items`` they are drawn from the
@@ -233,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
                         "on its item (its share inside the item's box) or elsewhere")
     p.add_argument("--hard-context", choices=HARD_CONTEXTS,
                    help="hard attention's context at test time, instead of the one in the model's config")
+    p.add_argument("--encoder-flip-average", action="store_true",
+                   help="annotations averaged over the image and its mirror (model.py), whatever the config says")
     args = p.parse_args(argv)
     if not 1 <= args.limit <= TEST_SIZE:
         p.error(f"--limit must be in 1..{TEST_SIZE}")
@@ -251,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         if model.attention_kind != "hard":
             p.error("--hard-context is for a hard-attention model")
         model.hard_context = args.hard_context
+    if args.encoder_flip_average:
+        model.encoder_flip_average = True
     t0 = time.time()
     if args.validation:
         items = split_items(len(load_fashion_mnist("train")[0]))[1] if args.held_out_items else None

@@ -54,6 +54,21 @@ def test_hard_context_flag_decodes_with_the_other_context_and_says_so(tmp_path, 
     assert "hard_context" not in json.loads((tmp_path / "s.json").read_text())
 
 
+def test_flip_average_flag_decodes_from_both_views_and_says_so(tmp_path, fashion_mnist, monkeypatch):
+    torch.manual_seed(0)
+    ShowAttendTell(attention="soft", encoder_channels=8, encoder_widths=(4, 6, 8), embed_dim=8, hidden_dim=16,
+                   attn_dim=8).eval().save_pretrained(tmp_path / "w")
+    seen = []
+    real = evaluate.evaluate
+    monkeypatch.setattr(evaluate, "evaluate", lambda model, scenes, *a, **k: seen.append(
+        model.encoder_flip_average) or real(model, scenes, *a, **k))
+    for flag in ([], ["--encoder-flip-average"]):
+        evaluate.main([str(tmp_path / "w"), "--limit", "2", "--beam-size", "1", "--max-len", "3",
+                       "--json", str(tmp_path / "m.json"), *flag])
+        assert json.loads((tmp_path / "m.json").read_text()).get("encoder_flip_average") == (True if flag else None)
+    assert seen == [False, True]
+
+
 def test_validation_flag_scores_the_training_scripts_validation_scenes(tmp_path, fashion_mnist, monkeypatch):
     """--validation: the scenes the decoder's training validates on (training images), never the test set."""
     from attn_models.captioning.train import VAL_SEED
