@@ -7,7 +7,8 @@ only weakly encode where they are; the paper's captions rarely depend on absolut
 ``encoder_flip_average`` (off unless a config sets it): the annotations are the mean of the encoder's grid on the
 image and, mirrored back, on the image mirrored left-right (the encoder was pretrained with random flips, so both
 are its features of the same cells). Test-time augmentation of the frozen encoder, not in the paper: it averages
-two views' evidence per cell, which reads the item classes better (``docs/model-cards.md`` has the numbers).
+two views' evidence per cell, which reads the item classes better on validation (``docs/model-cards.md`` has
+the numbers, and the smaller gain on the test set).
 """
 from __future__ import annotations
 
