@@ -81,6 +81,23 @@ class TorchvisionEncoder(nn.Module):
 ENCODERS = ("small", "vgg16", "resnet18", "resnet34", "resnet50", "resnet101")
 
 
+def both_views(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The mean of ``encoder``'s grid on ``images`` and, mirrored back, on ``images`` mirrored left-right
+    (``encoder_flip_average`` of the captioning model; ``evaluate_encoder --flip-average``)."""
+    return (encoder(images) + encoder(images.flip(-1)).flip(-1)) / 2
+
+
+class BothViews(nn.Module):
+    """``encoder`` whose output is ``both_views(encoder, x)`` (for a net that calls its ``.encoder``)."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return both_views(self.encoder, images)
+
+
 def build_encoder(name: str, channels: int = 96, widths: tuple[int, int, int] = (24, 48, 64)) -> nn.Module:
     if name == "small":
         if len(widths) != 3:

@@ -56,14 +56,11 @@ from attn_models.captioning.metrics import (
     uniform_baseline,
 )
 from attn_models.captioning.model import HARD_CONTEXTS
-from attn_models.captioning.pretrain import split_items
-from attn_models.captioning.train import VAL_SEED
-from attn_models.data.fashion_mnist import load_fashion_mnist
+from attn_models.captioning.train import validation_scenes
 from attn_models.data.scenes import (
     COLOURS,
     TEST_SIZE,
     Scene,
-    fashion_scenes,
     fixed_test_set,
     missed_items,
     object_recall,
@@ -260,8 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         model.encoder_flip_average = True
     t0 = time.time()
     if args.validation:
-        items = split_items(len(load_fashion_mnist("train")[0]))[1] if args.held_out_items else None
-        scenes = fashion_scenes("train", args.limit, VAL_SEED, items=items)
+        scenes = validation_scenes(args.limit, args.held_out_items)
     else:
         scenes = fixed_test_set(args.limit)
     metrics = evaluate(model, scenes, args.beam_size, args.max_len,

@@ -23,6 +23,7 @@ the pretraining held out, as ``evaluate --validation --held-out-items`` does.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -30,13 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_model
-from torch import nn
 
+from attn_models.captioning.encoder import BothViews
 from attn_models.captioning.metrics import box_cells
 from attn_models.captioning.pretrain import TAG_NET_FILE, VAL_SEED, TagNet, item_canvases, split_items, tag_metrics
-from attn_models.captioning.train import VAL_SEED as SCENE_VAL_SEED
+from attn_models.captioning.train import validation_scenes
 from attn_models.data.fashion_mnist import load_fashion_mnist
-from attn_models.data.scenes import CLASS_WORDS, COLOURS, Scene, fashion_scenes, fixed_test_set
+from attn_models.data.scenes import COLOURS, Scene, fixed_test_set
 
 
 def load_tag_net(folder: str | Path) -> tuple[TagNet, dict]:
@@ -50,20 +51,12 @@ def load_tag_net(folder: str | Path) -> tuple[TagNet, dict]:
     return net.eval(), config
 
 
-class FlipAveraged(nn.Module):
-    """A tag net whose per-cell logits are the mean over the canvas and its left-right mirror (mirrored back)."""
-
-    def __init__(self, net: TagNet):
-        super().__init__()
-        self.net = net
-        self.background = net.background
-
-    def forward(self, x: torch.Tensor, per_cell: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        views = zip(self.net(x, per_cell=True), self.net(x.flip(-1), per_cell=True), strict=True)
-        col, cls = ((a + b.flip(-1)) / 2 for a, b in views)
-        if per_cell:
-            return col, cls
-        return col[:, :len(COLOURS)].amax(dim=(2, 3)), cls[:, :len(CLASS_WORDS)].amax(dim=(2, 3))
+def flip_averaged(net: TagNet) -> TagNet:
+    """A copy of ``net`` whose encoder reads both views (``encoder.both_views``), in eval mode: its per-cell logits
+    are the mean of the two views' (the head is a 1x1 convolution), its pooled ones their max over the grid."""
+    averaged = copy.deepcopy(net)
+    averaged.encoder = BothViews(averaged.encoder)
+    return averaged.eval()
 
 
 def test_item_metrics(net: TagNet, canvas: int, seed: int = 0, limit: int | None = None) -> dict[str, float]:
@@ -79,7 +72,7 @@ def test_item_metrics(net: TagNet, canvas: int, seed: int = 0, limit: int | None
 def validation_metrics(net: TagNet, canvas: int, items: int = 2000, holdout: int = 5000) -> dict[str, float]:
     """The validation ``pretrain`` logs (same held-out training items, same draw, its defaults)."""
     images, labels = load_fashion_mnist("train")
-    held = np.random.default_rng(VAL_SEED).permutation(len(images))[:holdout]
+    held = split_items(len(images), holdout)[1]
     return tag_metrics(net, item_canvases(np.random.default_rng(VAL_SEED), images[held], labels[held], items,
                                           canvas))
 
@@ -127,13 +120,12 @@ def main(argv: list[str] | None = None) -> dict:
     t = time.perf_counter()
     net, config = load_tag_net(args.export)
     if args.flip_average:
-        net = FlipAveraged(net).eval()
+        net = flip_averaged(net)
     out = {"export": str(args.export), "flip_average": args.flip_average,
            **validation_metrics(net, config["pretrain_canvas"]),
            **test_item_metrics(net, config["pretrain_canvas"], args.seed, args.limit), "seed": args.seed}
     if args.scenes:
-        items = split_items(len(load_fashion_mnist("train")[0]))[1] if args.held_out_items else None
-        out |= scene_item_metrics(net, fashion_scenes("train", args.scenes, SCENE_VAL_SEED, items=items), "val")
+        out |= scene_item_metrics(net, validation_scenes(args.scenes, args.held_out_items), "val")
         out["val_scenes_held_out_items"] = args.held_out_items
         out |= scene_item_metrics(net, fixed_test_set(args.scenes), "test")
     out["seconds"] = round(time.perf_counter() - t, 1)

@@ -23,7 +23,7 @@ from torch import nn
 
 from attn_models.captioning.beam import Hypothesis, beam_search, beam_search_all
 from attn_models.captioning.decoder import ARGMAX, EXPECT, SOFT, AttentionDecoder
-from attn_models.captioning.encoder import build_encoder
+from attn_models.captioning.encoder import both_views, build_encoder
 from attn_models.data.scenes import VOCAB
 
 ATTENTIONS = ("soft", "hard")
@@ -99,9 +99,7 @@ class ShowAttendTell(nn.Module, PyTorchModelHubMixin,
     # ---- encoding -------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, 3, S, S) float in [0, 1] -> annotations a (B, L, D)."""
-        g = self.encoder(images)  # (B, C, gh, gw)
-        if self.encoder_flip_average:
-            g = (g + self.encoder(images.flip(-1)).flip(-1)) / 2
+        g = both_views(self.encoder, images) if self.encoder_flip_average else self.encoder(images)  # (B, C, gh, gw)
         b, _, gh, gw = g.shape
         if self._grid_hw is None:
             self._grid_hw = (gh, gw)

@@ -49,9 +49,9 @@ from attn_models import training
 from attn_models.captioning.encoder import TorchvisionEncoder
 from attn_models.captioning.metrics import attention_correctness
 from attn_models.captioning.model import ATTENTIONS, HARD_CONTEXTS, ReinforceState, ShowAttendTell
-from attn_models.captioning.pretrain import encoder_file
+from attn_models.captioning.pretrain import encoder_file, split_items
 from attn_models.data.fashion_mnist import load_fashion_mnist
-from attn_models.data.scenes import VOCAB, fashion_scenes, make_scene, object_recall, scene_rng
+from attn_models.data.scenes import VOCAB, Scene, fashion_scenes, make_scene, object_recall, scene_rng
 
 VAL_SEED = 777  # validation scenes: train images, a seed the training stream never uses at these indices
 DATASETS = ("fashion-scenes", "karpathy")
@@ -76,6 +76,13 @@ def train_scenes(args, images, labels, step: int, rank: int = 0, world: int = 1)
     first = (step * world + rank) * args.batch_size
     return [make_scene(scene_rng("train", args.seed, i), images, labels)
             for i in range(first, first + args.batch_size)]
+
+
+def validation_scenes(n: int, held_out_items: bool = False) -> list[Scene]:
+    """The first ``n`` validation scenes (training images, ``VAL_SEED``); ``held_out_items``: drawn only from the
+    training items the encoder pretraining holds out (``pretrain.split_items``)."""
+    items = split_items(len(load_fashion_mnist("train")[0]))[1] if held_out_items else None
+    return fashion_scenes("train", n, VAL_SEED, items=items)
 
 
 def build_model(args, vocab: list[str] | None) -> ShowAttendTell:
@@ -355,7 +362,7 @@ class DecoderTask(training.TrainTask):
         if self.args.data != "fashion-scenes":
             return {}
         if self.val is None:  # drawn once, on the process that validates
-            self.val = fashion_scenes("train", self.args.eval_scenes, VAL_SEED)
+            self.val = validation_scenes(self.args.eval_scenes)
         return validate(self.raw, self.val)
 
 

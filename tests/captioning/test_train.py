@@ -355,7 +355,7 @@ def test_flip_averaged_tag_net_reads_both_views(stages, tmp_path):
     from attn_models.captioning import evaluate_encoder
 
     net, _ = evaluate_encoder.load_tag_net(stages / "enc-w")
-    both = evaluate_encoder.FlipAveraged(net).eval()
+    both = evaluate_encoder.flip_averaged(net)
     x = torch.rand(3, 3, 96, 96)
     with torch.no_grad():
         plain, mirrored = net(x, per_cell=True), net(x.flip(-1), per_cell=True)
