@@ -12,6 +12,7 @@ test set draws its random cells with seed ``--faithfulness-seed`` + i. It takes 
     python -m attn_models.captioning.evaluate weights/my-run [--limit 200] [--beam-size 3] [--figure attention.png]
     python -m attn_models.captioning.evaluate weights/my-run --validation --limit 1000   # to choose between models
     python -m attn_models.captioning.evaluate weights/my-run --validation --held-out-items --limit 1000
+    python -m attn_models.captioning.evaluate weights/my-run --validation --held-out-items --limit 5000  # close calls
     python -m attn_models.captioning.evaluate sat-hard-fashion-scenes --validation --hard-context argmax
 
 ``--confusions`` says where the items recall misses went: every class word right after an item's colour, right
@@ -132,6 +133,10 @@ def _mean(values: list) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+# The validation stream is unbounded (scene i has its own generator), unlike the fixed test set; a draw this large
+# takes about two minutes per model at one thread.
+VALIDATION_LIMIT = 10_000
+
 # Fashion-MNIST's classes that differ most in texture and sleeve length rather than outline: where the captioners'
 # frozen encoder makes most of its mistakes (docs/model-cards.md, the --confusions table).
 UPPER_BODY = frozenset({"tshirt", "pullover", "coat", "shirt"})
@@ -201,7 +206,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m attn_models.captioning.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="registry name (e.g. sat-soft-fashion-scenes) or a weights folder")
-    p.add_argument("--limit", type=int, default=TEST_SIZE, help=f"first N test scenes (default all {TEST_SIZE})")
+    p.add_argument("--limit", type=int, default=TEST_SIZE,
+                   help=f"first N test scenes (default all {TEST_SIZE}); with --validation, first N validation scenes "
+                        f"(up to {VALIDATION_LIMIT:,}: a larger draw to choose between close models)")
     p.add_argument("--validation", action="store_true",
                    help="the validation scenes instead (training images, the seed the training script validates "
                         "on): for choosing between models without looking at the test set")
@@ -236,8 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--encoder-flip-average", action="store_true",
                    help="annotations averaged over the image and its mirror (model.py), whatever the config says")
     args = p.parse_args(argv)
-    if not 1 <= args.limit <= TEST_SIZE:
-        p.error(f"--limit must be in 1..{TEST_SIZE}")
+    limit = VALIDATION_LIMIT if args.validation else TEST_SIZE
+    if not 1 <= args.limit <= limit:
+        p.error(f"--limit must be in 1..{limit}" + ("" if args.validation else " (the test set's size)"))
     if not 1 <= args.faithfulness_draws <= faith.MAX_DRAWS:
         p.error(f"--faithfulness-draws must be in 1..{faith.MAX_DRAWS}")
     if args.faithfulness_seed < 0:

@@ -118,6 +118,28 @@ def test_held_out_items_are_the_items_the_encoders_pretraining_never_trained_on(
         evaluate.main([str(tmp_path / "w"), "--held-out-items", "--limit", "1"])
 
 
+
+def test_a_validation_draw_may_be_larger_than_the_test_set(tmp_path, fashion_mnist, monkeypatch):
+    """--limit stops at the test set's 2,000 scenes for the test set, at VALIDATION_LIMIT for validation draws, whose
+    first n scenes are the same whatever the limit (so a 5,000-scene draw holds the 2,000-scene one)."""
+    from attn_models.data.scenes import TEST_SIZE
+
+    ShowAttendTell(encoder_channels=8, encoder_widths=(4, 6, 8), embed_dim=8, hidden_dim=16,
+                   attn_dim=8).eval().save_pretrained(tmp_path / "w")
+    asked = []
+    monkeypatch.setattr(evaluate, "validation_scenes", lambda n, held_out: asked.append((n, held_out)) or [])
+    monkeypatch.setattr(evaluate, "evaluate", lambda model, scenes, *a, **k: {"scenes": len(scenes)})
+    evaluate.main([str(tmp_path / "w"), "--validation", "--held-out-items", "--limit", str(TEST_SIZE + 1)])
+    assert asked == [(TEST_SIZE + 1, True)]
+    for too_many in (["--limit", str(TEST_SIZE + 1)], ["--validation", "--limit", str(evaluate.VALIDATION_LIMIT + 1)],
+                     ["--validation", "--limit", "0"]):
+        with pytest.raises(SystemExit):
+            evaluate.main([str(tmp_path / "w"), *too_many])
+    from attn_models.captioning.train import validation_scenes
+
+    assert [s.captions for s in validation_scenes(3)] == [s.captions for s in validation_scenes(5)[:3]]
+
+
 FAITH_KEYS = ["faithfulness_" + k for k in (
     "drop_attended", "drop_attended_std", "drop_random", "drop_random_std", "drop_difference", "drop_difference_std",
     "attended_beats_random", "rank_correlation", "rank_correlation_std", "words", "words_with_rank_correlation",
