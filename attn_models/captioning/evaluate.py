@@ -133,8 +133,8 @@ def _mean(values: list) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-# The validation stream is unbounded (scene i has its own generator), unlike the fixed test set; a draw this large
-# takes about two minutes per model at one thread.
+# The validation stream is unbounded (scene i has its own generator), unlike the fixed test set; 5,000 scenes take
+# about two minutes per model at one thread.
 VALIDATION_LIMIT = 10_000
 
 # Fashion-MNIST's classes that differ most in texture and sleeve length rather than outline: where the captioners'

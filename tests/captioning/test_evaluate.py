@@ -118,7 +118,6 @@ def test_held_out_items_are_the_items_the_encoders_pretraining_never_trained_on(
         evaluate.main([str(tmp_path / "w"), "--held-out-items", "--limit", "1"])
 
 
-
 def test_a_validation_draw_may_be_larger_than_the_test_set(tmp_path, fashion_mnist, monkeypatch):
     """--limit stops at the test set's 2,000 scenes for the test set, at VALIDATION_LIMIT for validation draws, whose
     first n scenes are the same whatever the limit (so a 5,000-scene draw holds the 2,000-scene one)."""
